@@ -1,0 +1,270 @@
+//! Multi-head self-attention with RoPE, local block-causal masks (sliding window, document
+//! boundaries) and a KV cache; standard or differential (reference §5, §8; Ye et al., 2024).
+
+use burn::{
+    config::Config,
+    module::Module,
+    nn::{Dropout, DropoutConfig, Linear},
+    tensor::{Bool, Tensor, backend::Backend},
+};
+
+use super::{
+    AttentionKind, KvCache,
+    differential::{DifferentialLambda, DifferentialLambdaConfig},
+    sdpa::scaled_dot_product,
+};
+use crate::{
+    error::CoreError,
+    init::{fan_in_std, linear_no_bias},
+    mask::{Span, local_causal_mask_at},
+    rope::{Rope, RopeConfig},
+};
+
+/// Configuration of a [`SelfAttention`].
+#[derive(Config, Debug)]
+pub struct SelfAttentionConfig {
+    /// Model width.
+    pub d_model: usize,
+    /// Number of heads; must divide `d_model` (and, for differential attention, the head
+    /// dimension must be a multiple of 4).
+    pub num_heads: usize,
+    /// Standard or differential attention. Default: standard.
+    #[config(default = "AttentionKind::Standard")]
+    pub kind: AttentionKind,
+    /// RoPE base θ. Default: 5e5.
+    #[config(default = 5e5)]
+    pub rope_theta: f64,
+    /// Longest sequence (absolute position + 1) the layer can encode. Default: 4096.
+    #[config(default = 4096)]
+    pub max_seq_len: usize,
+    /// Dropout on the attention probabilities (training only). Default: 0.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// 0-based depth of the layer (sets differential attention's λ_init). Default: 0.
+    #[config(default = 0)]
+    pub layer_index: usize,
+    /// Epsilon of differential attention's head normalisation. Default: 1e-5.
+    #[config(default = 1e-5)]
+    pub norm_eps: f64,
+    /// Divides the initial standard deviations (the original's depth factor). Default: 1.
+    #[config(default = 1.0)]
+    pub init_std_factor: f64,
+}
+
+impl SelfAttentionConfig {
+    /// Checks that the sizes are consistent.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        if self.num_heads == 0 || self.d_model % self.num_heads != 0 {
+            return Err(CoreError::NotDivisible {
+                field: "num_heads",
+                value: self.num_heads,
+                other_field: "hidden_size",
+                other_value: self.d_model,
+            });
+        }
+        let head_dim = self.d_model / self.num_heads;
+        let multiple = match self.kind {
+            AttentionKind::Standard => 2,
+            AttentionKind::Differential => 4,
+        };
+        if head_dim % multiple != 0 {
+            return Err(CoreError::OutOfRange {
+                field: "head dimension (hidden_size / num_heads)",
+                value: head_dim.to_string(),
+                requirement: if multiple == 2 {
+                    "must be even for rotary encoding"
+                } else {
+                    "must be a multiple of 4 for differential attention"
+                },
+            });
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(CoreError::OutOfRange {
+                field: "attention_dropout",
+                value: self.dropout.to_string(),
+                requirement: "must be in [0, 1)",
+            });
+        }
+        Ok(())
+    }
+
+    /// Builds the layer (fused QKV projection, σ = d^-1/2 / factor).
+    ///
+    /// # Panics
+    /// If [`validate`](Self::validate) fails; validate user configs first.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> SelfAttention<B> {
+        if let Err(err) = self.validate() {
+            panic!("invalid self-attention config: {err}");
+        }
+        let head_dim = self.d_model / self.num_heads;
+        let std = fan_in_std(self.d_model, self.init_std_factor);
+        let (rope_dim, differential) = match self.kind {
+            AttentionKind::Standard => (head_dim, None),
+            AttentionKind::Differential => (
+                head_dim / 2,
+                Some(
+                    DifferentialLambdaConfig::new(head_dim / 2, head_dim, self.layer_index)
+                        .with_norm_eps(self.norm_eps)
+                        .init(device),
+                ),
+            ),
+        };
+        SelfAttention {
+            qkv: linear_no_bias(self.d_model, 3 * self.d_model, std, device),
+            output: linear_no_bias(self.d_model, self.d_model, std, device),
+            rope: RopeConfig::new(rope_dim)
+                .with_max_seq_len(self.max_seq_len)
+                .with_theta(self.rope_theta)
+                .init(device),
+            differential,
+            dropout: DropoutConfig::new(self.dropout).init(),
+            num_heads: self.num_heads,
+            head_dim,
+        }
+    }
+}
+
+/// Self-attention layer. Build it with [`SelfAttentionConfig::init`].
+#[derive(Module, Debug)]
+pub struct SelfAttention<B: Backend> {
+    /// Fused `[wq | wk | wv]` projection, `[d_model, 3·d_model]`.
+    pub qkv: Linear<B>,
+    /// Output projection `wo`, `[d_model, d_model]`.
+    pub output: Linear<B>,
+    /// Rotary encoding (per head, or per half-head for differential attention).
+    pub rope: Rope<B>,
+    /// λ and head normalisation when the layer is differential.
+    pub differential: Option<DifferentialLambda<B>>,
+    /// Attention-probability dropout.
+    pub dropout: Dropout,
+    num_heads: usize,
+    head_dim: usize,
+}
+
+impl<B: Backend> SelfAttention<B> {
+    /// Attends over a whole sequence starting at position 0.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - mask: `[batch, seq, seq]`, `true` = masked (see [`crate::mask::local_causal_mask`])
+    /// - output: `[batch, seq, d_model]`
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 3, Bool>) -> Tensor<B, 3> {
+        let (q, k, v) = self.project(x, 0);
+        self.attend(q, k, v, mask)
+    }
+
+    /// Attends for new tokens that continue the cached sequence, then caches their keys and
+    /// values. The mask (window and documents) is built from the cache's positions.
+    ///
+    /// # Shapes
+    /// - x: `[batch, new, d_model]`
+    /// - segments: `batch` rows of `new` document ids (`None`: one document)
+    /// - output: `[batch, new, d_model]`
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut KvCache<B>,
+        segments: Option<&[Vec<u32>]>,
+    ) -> Tensor<B, 3> {
+        let [batch, new, _] = x.dims();
+        let device = x.device();
+        let (q, k, v) = self.project(x, cache.next);
+        let new_segments: Vec<Vec<u32>> = match segments {
+            Some(s) => s.to_vec(),
+            None => vec![vec![0; new]; batch],
+        };
+        let cached_segments = if cache.segments.is_empty() {
+            vec![Vec::new(); batch]
+        } else {
+            cache.segments.clone()
+        };
+        let key_segments: Vec<Vec<u32>> = cached_segments
+            .iter()
+            .zip(&new_segments)
+            .map(|(old, new)| old.iter().chain(new).copied().collect())
+            .collect();
+        let (keys, values) = match (&cache.keys, &cache.values) {
+            (Some(ck), Some(cv)) => (
+                Tensor::cat(vec![ck.clone(), k.clone()], 2),
+                Tensor::cat(vec![cv.clone(), v.clone()], 2),
+            ),
+            _ => (k.clone(), v.clone()),
+        };
+        let mask = local_causal_mask_at::<B>(
+            batch,
+            Span {
+                start: cache.next,
+                len: new,
+            },
+            Span {
+                start: cache.start,
+                len: cache.len() + new,
+            },
+            cache.window,
+            Some(&new_segments),
+            Some(&key_segments),
+            &device,
+        );
+        let out = self.attend(q, keys, values, mask);
+        cache.append(k, v, new_segments);
+        out
+    }
+
+    /// Projects to rotated queries and keys and to values, in attention layout. Differential
+    /// layers put their two query/key halves on the head axis: `[batch, 2·heads, seq, dh/2]`.
+    fn project(
+        &self,
+        x: Tensor<B, 3>,
+        offset: usize,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) {
+        let [batch, seq, _] = x.dims();
+        let (h, dh) = (self.num_heads, self.head_dim);
+        let qkv = self
+            .qkv
+            .forward(x)
+            .reshape([batch, seq, 3 * h, dh])
+            .swap_dims(1, 2);
+        let q = qkv.clone().narrow(1, 0, h);
+        let k = qkv.clone().narrow(1, h, h);
+        let v = qkv.narrow(1, 2 * h, h);
+        let split = |t: Tensor<B, 4>| match self.differential {
+            None => t,
+            // [b, h, s, dh] -> [b, h, s, 2, dh/2] -> [b, 2, h, s, dh/2] -> [b, 2h, s, dh/2]
+            Some(_) => t
+                .reshape([batch, h, seq, 2, dh / 2])
+                .permute([0, 3, 1, 2, 4])
+                .reshape([batch, 2 * h, seq, dh / 2]),
+        };
+        let q = self.rope.apply(split(q), offset);
+        let k = self.rope.apply(split(k), offset);
+        (q, k, v)
+    }
+
+    fn attend(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        mask: Tensor<B, 3, Bool>,
+    ) -> Tensor<B, 3> {
+        let [batch, _, seq, _] = q.dims();
+        let h = self.num_heads;
+        let heads = match &self.differential {
+            None => scaled_dot_product(q, k, v, mask, &self.dropout),
+            Some(diff) => {
+                let both = scaled_dot_product(
+                    q,
+                    k,
+                    Tensor::cat(vec![v.clone(), v], 1),
+                    mask,
+                    &self.dropout,
+                );
+                diff.combine(both.clone().narrow(1, 0, h), both.narrow(1, h, h))
+            }
+        };
+        let merged = heads
+            .swap_dims(1, 2)
+            .reshape([batch, seq, h * self.head_dim]);
+        self.output.forward(merged)
+    }
+}

@@ -1,0 +1,189 @@
+//! Rotary position encoding (Su et al., 2021, "RoFormer") with interleaved pairs
+//! `(x[2i], x[2i+1])`, the GPT-J / Meta convention used by the original BLT (reference §8),
+//! not the half-split `rotate_half` of Hugging Face Llama.
+//!
+//! The cosine and sine tables are computed once, in f64 on the host, for `max_seq_len`
+//! positions; [`Rope::apply`] takes a position offset so that a KV cache can encode new tokens
+//! at their absolute positions.
+
+use burn::{
+    config::Config,
+    module::Module,
+    tensor::{Tensor, TensorData, backend::Backend},
+};
+
+/// Configuration of a [`Rope`].
+#[derive(Config, Debug)]
+pub struct RopeConfig {
+    /// Per-head dimension; must be even.
+    pub head_dim: usize,
+    /// Number of positions the tables cover. Default: 4096.
+    #[config(default = 4096)]
+    pub max_seq_len: usize,
+    /// Base θ of the frequencies `θ^(−2i/head_dim)`. Default: 5e5 (BLT local and global
+    /// models); the entropy model uses 1e4.
+    #[config(default = 5e5)]
+    pub theta: f64,
+}
+
+impl RopeConfig {
+    /// Precomputes the cosine and sine tables.
+    ///
+    /// # Panics
+    /// If `head_dim` is odd (an internal invariant: callers validate their configs first).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Rope<B> {
+        assert!(
+            self.head_dim % 2 == 0,
+            "rotary head_dim {} must be even",
+            self.head_dim
+        );
+        let d = self.head_dim;
+        let mut cos = Vec::with_capacity(self.max_seq_len * d);
+        let mut sin = Vec::with_capacity(self.max_seq_len * d);
+        for pos in 0..self.max_seq_len {
+            for i in 0..d / 2 {
+                let freq = self.theta.powf(-2.0 * i as f64 / d as f64);
+                let angle = pos as f64 * freq;
+                let (s, c) = angle.sin_cos();
+                cos.extend([c as f32, c as f32]);
+                sin.extend([s as f32, s as f32]);
+            }
+        }
+        let shape = [self.max_seq_len, d];
+        Rope {
+            cos: Tensor::from_data(TensorData::new(cos, shape), device),
+            sin: Tensor::from_data(TensorData::new(sin, shape), device),
+            max_seq_len: self.max_seq_len,
+            head_dim: d,
+        }
+    }
+}
+
+/// Rotary position encoding with precomputed tables (constants, not saved in records).
+#[derive(Module, Debug)]
+pub struct Rope<B: Backend> {
+    cos: Tensor<B, 2>,
+    sin: Tensor<B, 2>,
+    max_seq_len: usize,
+    head_dim: usize,
+}
+
+impl<B: Backend> Rope<B> {
+    /// Rotates each interleaved pair of every head by its position's angle; token `t` of `x` is
+    /// at absolute position `offset + t`.
+    ///
+    /// # Shapes
+    /// - x: `[batch, heads, seq, head_dim]`
+    /// - output: `[batch, heads, seq, head_dim]`
+    ///
+    /// # Panics
+    /// If `offset + seq > max_seq_len`; callers check sequence lengths against their config.
+    pub fn apply(&self, x: Tensor<B, 4>, offset: usize) -> Tensor<B, 4> {
+        let [b, h, t, d] = x.dims();
+        assert_eq!(d, self.head_dim, "rope head_dim mismatch");
+        assert!(
+            offset + t <= self.max_seq_len,
+            "position {} beyond the rotary table ({} positions)",
+            offset + t,
+            self.max_seq_len
+        );
+        let cos = self.cos.clone().narrow(0, offset, t).reshape([1, 1, t, d]);
+        let sin = self.sin.clone().narrow(0, offset, t).reshape([1, 1, t, d]);
+        let pairs = x.clone().reshape([b, h, t, d / 2, 2]);
+        let even = pairs.clone().narrow(4, 0, 1);
+        let odd = pairs.narrow(4, 1, 1);
+        // (x0, x1) -> (−x1, x0): the 90° rotation of each pair.
+        let rotated = Tensor::cat(vec![odd.neg(), even], 4).reshape([b, h, t, d]);
+        x * cos + rotated * sin
+    }
+
+    /// Number of positions the tables cover.
+    pub fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{TestBackend, max_abs_diff};
+    use burn::tensor::Distribution;
+
+    fn dot_at(
+        rope: &Rope<TestBackend>,
+        q: &Tensor<TestBackend, 4>,
+        k: &Tensor<TestBackend, 4>,
+        m: usize,
+        n: usize,
+    ) -> f32 {
+        let qm = rope.apply(q.clone(), m);
+        let kn = rope.apply(k.clone(), n);
+        (qm * kn).sum().into_scalar()
+    }
+
+    #[test]
+    fn score_depends_only_on_position_difference() {
+        let device = Default::default();
+        let rope = RopeConfig::new(16)
+            .with_max_seq_len(256)
+            .with_theta(1e4)
+            .init::<TestBackend>(&device);
+        let q = Tensor::random([1, 1, 1, 16], Distribution::Normal(0.0, 1.0), &device);
+        let k = Tensor::random([1, 1, 1, 16], Distribution::Normal(0.0, 1.0), &device);
+        for (m, n) in [(5usize, 2usize), (17, 0), (3, 9)] {
+            let base = dot_at(&rope, &q, &k, m, n);
+            for shift in [1usize, 40, 200] {
+                let shifted = dot_at(&rope, &q, &k, m + shift, n + shift);
+                assert!(
+                    (base - shifted).abs() < 1e-4,
+                    "({m},{n})+{shift}: {base} vs {shifted}"
+                );
+            }
+        }
+        // And it does depend on the difference.
+        let a = dot_at(&rope, &q, &k, 5, 2);
+        let b = dot_at(&rope, &q, &k, 9, 2);
+        assert!((a - b).abs() > 1e-3);
+    }
+
+    #[test]
+    fn position_zero_is_identity_and_pairs_are_interleaved() {
+        let device = Default::default();
+        let rope = RopeConfig::new(4)
+            .with_max_seq_len(8)
+            .with_theta(1e4)
+            .init::<TestBackend>(&device);
+        let x = Tensor::<TestBackend, 4>::from_floats(
+            [[[[1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 0.0, 1.0]]]],
+            &device,
+        );
+        let y = rope.apply(x.clone(), 0);
+        // Row 0 is at position 0: unchanged.
+        let row0 = y.clone().narrow(2, 0, 1);
+        assert!(max_abs_diff(row0, x.narrow(2, 0, 1)) < 1e-7);
+        // Row 1 is at position 1: pair 0 rotates by 1 rad, pair 1 by 1e4^(-1/2) = 0.01 rad.
+        let (s0, c0) = 1.0f64.sin_cos();
+        let (s1, c1) = 0.01f64.sin_cos();
+        let expected = Tensor::<TestBackend, 4>::from_floats(
+            [[[[c0 as f32, s0 as f32, -s1 as f32, c1 as f32]]]],
+            &device,
+        );
+        assert!(max_abs_diff(y.narrow(2, 1, 1), expected) < 1e-6);
+    }
+
+    #[test]
+    fn offset_equals_slice_of_full_application() {
+        let device = Default::default();
+        let rope = RopeConfig::new(8)
+            .with_max_seq_len(32)
+            .init::<TestBackend>(&device);
+        let x = Tensor::<TestBackend, 4>::random(
+            [2, 3, 10, 8],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let full = rope.apply(x.clone(), 0);
+        let tail = rope.apply(x.narrow(2, 6, 4), 6);
+        assert!(max_abs_diff(full.narrow(2, 6, 4), tail) < 1e-6);
+    }
+}
