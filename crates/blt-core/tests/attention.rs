@@ -290,3 +290,43 @@ fn differential_with_zero_lambda_is_standard_attention_on_first_map() {
         "differential(λ=0) differs from first-map attention by {d}"
     );
 }
+
+#[test]
+fn grouped_cross_attention_equals_masked_dense_attention() {
+    B::seed(&device(), 8);
+    let cross = CrossAttentionConfig::new(16, 16, 4).init::<B>(&device());
+    let (batch, tq, groups, g) = (2, 5, 3, 4);
+    let queries = randn([batch, tq, 16]);
+    let context = randn([batch, groups * g, 16]);
+    let index: Vec<i64> = vec![0, 2, 1, 1, 0, 2, 2, 0, 1, 0];
+    // Within-group validity: the last key of every group is masked for query 3.
+    let mut within = vec![false; batch * tq * g];
+    for b in 0..batch {
+        within[(b * tq + 3) * g + g - 1] = true;
+    }
+    let mut dense = vec![true; batch * tq * groups * g];
+    for b in 0..batch {
+        for i in 0..tq {
+            let grp = index[b * tq + i] as usize;
+            for j in 0..g {
+                dense[(b * tq + i) * groups * g + grp * g + j] = within[(b * tq + i) * g + j];
+            }
+        }
+    }
+    let grouped = cross.forward_grouped(
+        queries.clone(),
+        context.clone(),
+        Tensor::from_data(TensorData::new(index, [batch, tq]), &device()),
+        g,
+        Some(Tensor::from_data(
+            TensorData::new(within, [batch, tq, g]),
+            &device(),
+        )),
+    );
+    let full = cross.forward(
+        queries,
+        context,
+        Tensor::from_data(TensorData::new(dense, [batch, tq, groups * g]), &device()),
+    );
+    assert!(max_abs_diff(grouped, full) < 1e-5);
+}

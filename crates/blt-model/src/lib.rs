@@ -1,1 +1,30 @@
-//! placeholder
+//! The Byte Latent Transformer and its entropy model, generic over a Burn backend: byte and hash
+//! n-gram embeddings, a local encoder that pools bytes into patches, a global transformer over
+//! patches, a local decoder that predicts the next byte, generation, and save/load.
+//!
+//! Causal by construction: for every patching scheme, logits at position `i` depend only on
+//! bytes `0..=i`. This crate enables no Burn backend and never depends on the data or training
+//! crates.
+
+mod blt;
+mod config;
+mod decoder;
+mod embedding;
+mod encoder;
+mod entropy;
+mod error;
+mod global;
+mod input;
+mod layers;
+mod loss;
+
+pub use blt::{Blt, BltOutput};
+pub use config::{BltConfig, PatchingKind, Pooling};
+pub use decoder::LocalDecoder;
+pub use embedding::ByteEmbedding;
+pub use encoder::LocalEncoder;
+pub use entropy::{EntropyModel, EntropyModelConfig, entropy_of_logits};
+pub use error::{ModelError, Result};
+pub use global::{GlobalTransformer, HierarchicalMemory};
+pub use input::{BltInput, PoolingLayout, PreparedRow, RowPreparer, bucket_size};
+pub use loss::{LossSums, masked_cross_entropy};

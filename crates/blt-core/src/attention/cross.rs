@@ -9,7 +9,7 @@ use burn::{
     config::Config,
     module::Module,
     nn::{Dropout, DropoutConfig, Linear},
-    tensor::{Bool, Tensor, backend::Backend},
+    tensor::{Bool, Int, Tensor, backend::Backend},
 };
 
 use super::sdpa::scaled_dot_product;
@@ -129,10 +129,69 @@ impl<B: Backend> CrossAttention<B> {
             heads(q, tq),
             heads(k, tk),
             heads(v, tk),
-            mask,
+            Some(mask),
             &self.dropout,
         );
         let out = out.swap_dims(1, 2).reshape([batch, tq, d]);
         self.wo.forward(out) * any_visible
+    }
+
+    /// Attends from each query to one *group* of `group_size` consecutive context rows only,
+    /// chosen by `group_index` (e.g. the `k` slots of one patch, or the bytes of one patch laid
+    /// out in fixed-size groups). Cost grows with `tq · group_size`, not `tq · tk`: keys and
+    /// values are projected once, then gathered per query.
+    ///
+    /// # Shapes
+    /// - queries: `[batch, tq, d_query]`
+    /// - context: `[batch, groups · group_size, d_kv]`
+    /// - group_index: `[batch, tq]`, each in `0..groups`
+    /// - mask: `[batch, tq, group_size]`, `true` = masked (`None`: all visible); rows with
+    ///   every key masked give zeros
+    /// - output: `[batch, tq, d_query]`
+    pub fn forward_grouped(
+        &self,
+        queries: Tensor<B, 3>,
+        context: Tensor<B, 3>,
+        group_index: Tensor<B, 2, Int>,
+        group_size: usize,
+        mask: Option<Tensor<B, 3, Bool>>,
+    ) -> Tensor<B, 3> {
+        let [batch, tq, d] = queries.dims();
+        let tk = context.dims()[1];
+        assert!(
+            tk % group_size == 0,
+            "context length {tk} is not a multiple of {group_size}"
+        );
+        let groups = tk / group_size;
+        let (h, dh) = (self.num_heads, d / self.num_heads);
+        let q = self
+            .wq
+            .forward(self.query_norm.forward(queries))
+            .reshape([batch * tq, 1, h, dh])
+            .swap_dims(1, 2);
+        let context = self.kv_norm.forward(context);
+        let device = context.device();
+        let row_offset = Tensor::<B, 1, Int>::arange(0..batch as i64, &device)
+            .mul_scalar(groups as i64)
+            .reshape([batch, 1]);
+        let rows = (group_index + row_offset).reshape([batch * tq]);
+        let gather = |t: Tensor<B, 3>| {
+            t.reshape([batch * groups, group_size * d])
+                .select(0, rows.clone())
+                .reshape([batch * tq, group_size, h, dh])
+                .swap_dims(1, 2)
+        };
+        let k = gather(self.wk.forward(context.clone()));
+        let v = gather(self.wv.forward(context));
+        let any_visible = mask
+            .as_ref()
+            .map(|m| m.clone().bool_not().any_dim(2).float());
+        let mask = mask.map(|m| m.reshape([batch * tq, 1, group_size]));
+        let out = scaled_dot_product(q, k, v, mask, &self.dropout).reshape([batch, tq, d]);
+        let out = self.wo.forward(out);
+        match any_visible {
+            Some(visible) => out * visible,
+            None => out,
+        }
     }
 }

@@ -14,23 +14,26 @@ use burn::{
 ///
 /// # Shapes
 /// - q: `[batch, heads, tq, dk]`, k: `[batch, heads, tk, dk]`, v: `[batch, heads, tk, dv]`
-/// - mask: `[batch, tq, tk]` (shared by all heads)
+/// - mask: `[batch, tq, tk]` (shared by all heads); `None` = every key visible
 /// - output: `[batch, heads, tq, dv]`
 pub(crate) fn scaled_dot_product<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
-    mask: Tensor<B, 3, Bool>,
+    mask: Option<Tensor<B, 3, Bool>>,
     dropout: &Dropout,
 ) -> Tensor<B, 4> {
     let [batch, heads, tq, dk] = q.dims();
     let tk = k.dims()[2];
-    let mask = mask.unsqueeze_dim::<4>(1).expand([batch, heads, tq, tk]);
+    let mask = mask.map(|m| m.unsqueeze_dim::<4>(1).expand([batch, heads, tq, tk]));
     if dropout.prob == 0.0 || !B::ad_enabled(&q.device()) {
-        return attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
+        return attention(q, k, v, mask, None, AttentionModuleOptions::default());
     }
     let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (dk as f64).sqrt());
-    let scores = scores.mask_fill(mask, f32::NEG_INFINITY);
+    let scores = match mask {
+        Some(mask) => scores.mask_fill(mask, f32::NEG_INFINITY),
+        None => scores,
+    };
     let max = scores.clone().max_dim(3).clamp_min(f32::MIN);
     let exp = (scores - max).exp();
     let sum = exp.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE);

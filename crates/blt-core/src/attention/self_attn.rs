@@ -250,13 +250,13 @@ impl<B: Backend> SelfAttention<B> {
         let [batch, _, seq, _] = q.dims();
         let h = self.num_heads;
         let heads = match &self.differential {
-            None => scaled_dot_product(q, k, v, mask, &self.dropout),
+            None => scaled_dot_product(q, k, v, Some(mask), &self.dropout),
             Some(diff) => {
                 let both = scaled_dot_product(
                     q,
                     k,
                     Tensor::cat(vec![v.clone(), v], 1),
-                    mask,
+                    Some(mask),
                     &self.dropout,
                 );
                 diff.combine(both.clone().narrow(1, 0, h), both.narrow(1, h, h))

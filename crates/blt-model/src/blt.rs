@@ -1,0 +1,95 @@
+//! The Byte Latent Transformer (Pagnoni et al., 2024, arXiv 2412.09871; reference code
+//! facebookresearch/blt `model/blt.py`): embeddings → local encoder → global transformer over
+//! patches → local decoder → next-byte logits.
+
+use burn::{
+    module::Module,
+    nn::{Dropout, DropoutConfig},
+    tensor::{Tensor, backend::Backend},
+};
+
+use crate::{
+    config::BltConfig,
+    decoder::LocalDecoder,
+    embedding::ByteEmbedding,
+    encoder::LocalEncoder,
+    error::{ModelError, Result},
+    global::GlobalTransformer,
+    input::BltInput,
+};
+
+/// The model's named output.
+#[derive(Debug, Clone)]
+pub struct BltOutput<B: Backend> {
+    /// Next-byte logits, `[batch, seq, 260]`; position `i` predicts byte `i + 1`.
+    pub logits: Tensor<B, 3>,
+}
+
+/// A Byte Latent Transformer. Build it with [`Blt::new`].
+#[derive(Module, Debug)]
+pub struct Blt<B: Backend> {
+    /// Byte + hash n-gram embeddings.
+    pub embedding: ByteEmbedding<B>,
+    /// Dropout on the embeddings (`resid_dropout`).
+    pub embedding_dropout: Dropout,
+    /// Local encoder and patch pooling.
+    pub encoder: LocalEncoder<B>,
+    /// Global transformer over patches.
+    pub global: GlobalTransformer<B>,
+    /// Local decoder and output head.
+    pub decoder: LocalDecoder<B>,
+}
+
+impl<B: Backend> Blt<B> {
+    /// Builds a freshly initialised model (reference §8 initialisation); validates `config`.
+    pub fn new(config: &BltConfig, device: &B::Device) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            embedding: ByteEmbedding::new(
+                config.hidden_size,
+                config.ngram_sizes.len(),
+                config.ngram_vocab_size,
+                device,
+            ),
+            embedding_dropout: DropoutConfig::new(config.resid_dropout).init(),
+            encoder: LocalEncoder::new(config, device),
+            global: GlobalTransformer::new(config, device),
+            decoder: LocalDecoder::new(config, device),
+        })
+    }
+
+    /// Full forward pass.
+    ///
+    /// # Shapes
+    /// - input: see [`BltInput`]
+    /// - output: logits `[batch, seq, 260]`
+    pub fn forward(&self, input: &BltInput<B>) -> BltOutput<B> {
+        let h = self.embedding_dropout.forward(
+            self.embedding
+                .forward(input.ids.clone(), input.ngram_ids.clone()),
+        );
+        let bytes = self.encoder.encode_bytes(h, input.local_mask.clone());
+        let patches = self.encoder.pool(bytes.clone(), &input.pooling);
+        let global = self.global.forward(patches, input.global_mask.clone());
+        let slots = self.decoder.patch_slots(global);
+        let logits = self.decoder.forward(
+            bytes,
+            slots,
+            input.decoder_patch_ids.clone(),
+            input.local_mask.clone(),
+        );
+        BltOutput { logits }
+    }
+
+    /// Checks that a batch fits this model's tables (sequence length).
+    pub fn check_input(&self, config: &BltConfig, input: &BltInput<B>) -> Result<()> {
+        if input.seq_len() > config.max_position_embeddings {
+            return Err(ModelError::InvalidInput(format!(
+                "sequence of {} bytes exceeds max_position_embeddings ({})",
+                input.seq_len(),
+                config.max_position_embeddings
+            )));
+        }
+        Ok(())
+    }
+}

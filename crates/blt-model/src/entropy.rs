@@ -1,0 +1,147 @@
+//! The entropy model (reference §2): a small windowed causal byte LM — embedding, pre-norm
+//! blocks, RMSNorm, a 260-way head — whose next-byte entropy (nats) drives entropy patching.
+
+use blt_core::{
+    KvCache, RmsNorm, RmsNormConfig, TransformerBlock, TransformerBlockConfig,
+    init::{linear_no_bias, trunc_normal},
+};
+use blt_patching::VOCAB_SIZE;
+use burn::{
+    module::{Module, Param},
+    nn::{Embedding, Linear},
+    tensor::{Bool, Int, Tensor, activation::log_softmax, backend::Backend},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::BltConfig;
+
+/// Shape of an entropy model, derived from a [`BltConfig`] by
+/// [`EntropyModelConfig::from_blt`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntropyModelConfig {
+    /// Width.
+    pub hidden_size: usize,
+    /// Attention heads.
+    pub num_heads: usize,
+    /// Blocks.
+    pub layers: usize,
+    /// SwiGLU hidden size.
+    pub intermediate_size: usize,
+    /// Attention window in bytes (`entropy_context_size`).
+    pub window_size: usize,
+    /// Longest sequence.
+    pub max_seq_len: usize,
+    /// RoPE θ.
+    pub rope_theta: f64,
+    /// RMSNorm epsilon.
+    pub norm_eps: f64,
+}
+
+impl EntropyModelConfig {
+    /// The entropy model a BLT config asks for.
+    pub fn from_blt(config: &BltConfig) -> Self {
+        Self {
+            hidden_size: config.entropy_hidden_size,
+            num_heads: config.entropy_num_heads,
+            layers: config.entropy_model_layers,
+            intermediate_size: config.entropy_intermediate_size,
+            window_size: config.entropy_context_size,
+            max_seq_len: config.max_position_embeddings,
+            rope_theta: config.entropy_rope_theta,
+            norm_eps: config.norm_eps,
+        }
+    }
+
+    /// Builds the model (σ = d^-1/2 truncated normals).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> EntropyModel<B> {
+        let d = self.hidden_size;
+        let std = (d as f64).powf(-0.5);
+        EntropyModel {
+            embedding: Embedding {
+                weight: Param::from_tensor(trunc_normal([VOCAB_SIZE, d], std, device)),
+            },
+            blocks: (0..self.layers)
+                .map(|layer| {
+                    TransformerBlockConfig::new(d, self.num_heads)
+                        .with_ffn_hidden_size(Some(self.intermediate_size))
+                        .with_rope_theta(self.rope_theta)
+                        .with_max_seq_len(self.max_seq_len)
+                        .with_norm_eps(self.norm_eps)
+                        .with_layer_index(layer)
+                        .init(device)
+                })
+                .collect(),
+            norm: RmsNormConfig::new(d).with_eps(self.norm_eps).init(device),
+            head: linear_no_bias(d, VOCAB_SIZE, std, device),
+            window_size: self.window_size,
+        }
+    }
+}
+
+/// The entropy model.
+#[derive(Module, Debug)]
+pub struct EntropyModel<B: Backend> {
+    /// Byte embedding `[260, d]`.
+    pub embedding: Embedding<B>,
+    /// Blocks.
+    pub blocks: Vec<TransformerBlock<B>>,
+    /// Final norm.
+    pub norm: RmsNorm<B>,
+    /// Head `Linear(d → 260)`.
+    pub head: Linear<B>,
+    /// Attention window.
+    pub window_size: usize,
+}
+
+impl<B: Backend> EntropyModel<B> {
+    /// Next-byte logits at every position.
+    ///
+    /// # Shapes
+    /// - ids: `[batch, seq]`; mask: `[batch, seq, seq]` (windowed causal)
+    /// - output: `[batch, seq, 260]`
+    pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 3, Bool>) -> Tensor<B, 3> {
+        let mut h = self.embedding.forward(ids);
+        for block in &self.blocks {
+            h = block.forward(h, mask.clone());
+        }
+        self.head.forward(self.norm.forward(h))
+    }
+
+    /// Logits for new positions continuing the cached ones.
+    ///
+    /// # Shapes
+    /// - ids: `[batch, new]`; output: `[batch, new, 260]`
+    pub fn forward_cached(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        caches: &mut [KvCache<B>],
+        segments: Option<&[Vec<u32>]>,
+    ) -> Tensor<B, 3> {
+        let mut h = self.embedding.forward(ids);
+        for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
+            h = block.forward_cached(h, cache, segments);
+        }
+        self.head.forward(self.norm.forward(h))
+    }
+
+    /// Fresh caches holding at most `window_size` keys each.
+    pub fn new_caches(&self) -> Vec<KvCache<B>> {
+        self.blocks
+            .iter()
+            .map(|_| KvCache::new(Some(self.window_size)))
+            .collect()
+    }
+}
+
+/// Shannon entropy (nats) of `softmax(logits)` over the last dimension.
+///
+/// # Shapes
+/// - logits: `[batch, seq, vocab]`; output: `[batch, seq]`
+pub fn entropy_of_logits<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
+    let [batch, seq, _] = logits.dims();
+    let log_p = log_softmax(logits, 2);
+    (log_p.clone().exp() * log_p)
+        .sum_dim(2)
+        .neg()
+        .reshape([batch, seq])
+}

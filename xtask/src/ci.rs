@@ -1,0 +1,49 @@
+//! `cargo xtask ci`: the steps `.ci/run` executes, with the time each one takes.
+
+use std::time::Duration;
+
+use crate::{cmd::run, flags::CiArgs};
+
+/// The README's test command.
+pub const TEST_COMMAND: [&str; 2] = ["test", "--workspace"];
+
+/// Runs every CI step in order and reports their wall times on stderr.
+pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
+    let mut steps: Vec<(&str, Vec<&str>)> = vec![
+        ("fmt", vec!["fmt", "--all", "--check"]),
+        (
+            "clippy",
+            vec![
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        ("test", TEST_COMMAND.to_vec()),
+    ];
+    if !args.skip_gpu_check {
+        steps.push((
+            "check-gpu",
+            vec!["check", "-p", "blt-cli", "--features", "wgpu,cuda"],
+        ));
+    }
+    let mut times = Vec::new();
+    for (name, cargo_args) in steps {
+        eprintln!("ci: step {name}: cargo {}", cargo_args.join(" "));
+        let took = run("cargo", &cargo_args)?;
+        eprintln!("ci: step {name} took {:.0}s", took.as_secs_f64());
+        times.push((name.to_string(), took));
+    }
+    Ok(times)
+}
+
+/// Entry point of the subcommand.
+pub fn run(args: &CiArgs) -> anyhow::Result<()> {
+    let times = run_ci(args)?;
+    let total: f64 = times.iter().map(|(_, t)| t.as_secs_f64()).sum();
+    eprintln!("ci: all steps passed in {total:.0}s");
+    Ok(())
+}
