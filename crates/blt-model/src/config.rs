@@ -352,9 +352,9 @@ impl BltConfig {
                 return fail(format!("{field} ({value}) must be in [0, 1)"));
             }
         }
-        if self.ngram_sizes.iter().any(|&n| n == 0 || n > 64) {
+        if self.ngram_sizes.is_empty() || self.ngram_sizes.iter().any(|&n| n == 0 || n > 64) {
             return fail(format!(
-                "ngram_sizes ({:?}) must each be in 1..=64",
+                "ngram_sizes ({:?}) must be non-empty, each in 1..=64",
                 self.ngram_sizes
             ));
         }

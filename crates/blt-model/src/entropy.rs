@@ -145,3 +145,64 @@ pub fn entropy_of_logits<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
         .neg()
         .reshape([batch, seq])
 }
+
+/// The id of a newline byte, where `reset_context` restarts the entropy model's context.
+pub const NEWLINE_ID: u32 = b'\n' as u32 + blt_patching::BYTE_OFFSET;
+
+/// Document segments the entropy model attends within: a segment ends at each EOS and, with
+/// `reset_at_newline`, at each newline (paper §4.4).
+pub fn entropy_segments(ids: &[u32], reset_at_newline: bool) -> Vec<u32> {
+    blt_core::mask::segment_ids(
+        ids.iter()
+            .map(|&id| id == blt_patching::EOS_ID || (reset_at_newline && id == NEWLINE_ID)),
+    )
+}
+
+impl<B: Backend> EntropyModel<B> {
+    /// Next-byte entropies (nats) of each row, one per position. Rows are separate batch
+    /// elements (right-padded), never concatenated (reference §14, issue #123), so a row's
+    /// entropies do not depend on the other rows.
+    pub fn entropies(
+        &self,
+        rows: &[&[u32]],
+        reset_at_newline: bool,
+        device: &B::Device,
+    ) -> Vec<Vec<f32>> {
+        if rows.is_empty() {
+            return Vec::new();
+        }
+        let batch = rows.len();
+        let seq = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
+        let mut ids = vec![0i64; batch * seq];
+        let mut segments = Vec::with_capacity(batch);
+        for (b, row) in rows.iter().enumerate() {
+            for (t, &id) in row.iter().enumerate() {
+                ids[b * seq + t] = id as i64;
+            }
+            let mut seg = entropy_segments(row, reset_at_newline);
+            seg.resize(seq, u32::MAX);
+            segments.push(seg);
+        }
+        let ids = Tensor::<B, 2, Int>::from_data(
+            burn::tensor::TensorData::new(ids, [batch, seq]),
+            device,
+        );
+        let mask = blt_core::mask::local_causal_mask(
+            batch,
+            seq,
+            Some(self.window_size),
+            Some(&segments),
+            device,
+        );
+        let h = entropy_of_logits(self.forward(ids, mask));
+        let values: Vec<f32> = h
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("f32 entropies");
+        rows.iter()
+            .enumerate()
+            .map(|(b, row)| values[b * seq..b * seq + row.len()].to_vec())
+            .collect()
+    }
+}

@@ -13,8 +13,10 @@ mod embedding;
 mod encoder;
 mod entropy;
 mod error;
+pub mod generate;
 mod global;
 mod input;
+mod io;
 mod layers;
 mod loss;
 
@@ -24,7 +26,17 @@ pub use decoder::LocalDecoder;
 pub use embedding::ByteEmbedding;
 pub use encoder::LocalEncoder;
 pub use entropy::{EntropyModel, EntropyModelConfig, entropy_of_logits};
+pub use entropy::{NEWLINE_ID, entropy_segments};
 pub use error::{ModelError, Result};
+pub use generate::{
+    DecodeMode, GeneratedByte, GenerationConfig, GenerationSummary, Generator, Sampler,
+    SamplingConfig, StopReason,
+};
 pub use global::{GlobalTransformer, HierarchicalMemory};
 pub use input::{BltInput, PoolingLayout, PreparedRow, RowPreparer, bucket_size};
+pub use io::{
+    ENTROPY_WEIGHTS_FILE, FORMAT_VERSION, LoadedModel, MANIFEST_FILE, WEIGHTS_FILE,
+    entropy_model_identity, load_config, load_entropy_model, load_model, save_entropy_model,
+    save_model,
+};
 pub use loss::{LossSums, masked_cross_entropy};
