@@ -2,9 +2,9 @@
 //! distributions cut at ±3σ, with σ = fan_in^-1/2 divided by a depth factor.
 
 use burn::{
-    module::Param,
+    module::{Param, ParamId},
     nn::Linear,
-    tensor::{Distribution, Tensor, backend::Backend},
+    tensor::{Distribution, Shape, Tensor, backend::Backend},
 };
 
 /// Number of re-draws for samples that fall outside ±3σ before the rest are clamped.
@@ -29,6 +29,29 @@ pub fn trunc_normal<B: Backend, const D: usize>(
     x.clamp(-bound, bound)
 }
 
+/// A parameter initialised lazily (on first use) from [`trunc_normal`]: building a model costs
+/// nothing until its weights are needed, and loading a record never draws them at all.
+pub fn trunc_normal_param<B: Backend, const D: usize>(
+    shape: [usize; D],
+    std: f64,
+    device: &B::Device,
+) -> Param<Tensor<B, D>> {
+    Param::uninitialized(
+        ParamId::new(),
+        move |device, require_grad| {
+            let tensor = trunc_normal::<B, D>(shape, std, device);
+            if require_grad {
+                tensor.require_grad()
+            } else {
+                tensor
+            }
+        },
+        device.clone(),
+        true,
+        Shape::from(shape),
+    )
+}
+
 /// A bias-free [`Linear`] (`[d_input, d_output]` weight) with a truncated-normal weight of the
 /// given standard deviation.
 pub fn linear_no_bias<B: Backend>(
@@ -38,7 +61,7 @@ pub fn linear_no_bias<B: Backend>(
     device: &B::Device,
 ) -> Linear<B> {
     Linear {
-        weight: Param::from_tensor(trunc_normal([d_input, d_output], std, device)),
+        weight: trunc_normal_param([d_input, d_output], std, device),
         bias: None,
     }
 }

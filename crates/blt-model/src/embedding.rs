@@ -4,12 +4,12 @@
 //! table `s` at offset `s·V` (the Hugging Face layout), so one gather serves every size.
 
 use burn::{
-    module::{Module, Param},
+    module::Module,
     nn::Embedding,
     tensor::{Int, Tensor, backend::Backend},
 };
 
-use blt_core::init::trunc_normal;
+use blt_core::init::trunc_normal_param;
 use blt_patching::VOCAB_SIZE;
 
 /// Byte plus hash n-gram embedding.
@@ -28,7 +28,7 @@ impl<B: Backend> ByteEmbedding<B> {
     pub fn new(d_model: usize, num_tables: usize, table_rows: usize, device: &B::Device) -> Self {
         let std = (d_model as f64).powf(-0.5);
         let table = |rows: usize| Embedding {
-            weight: Param::from_tensor(trunc_normal([rows, d_model], std, device)),
+            weight: trunc_normal_param([rows, d_model], std, device),
         };
         Self {
             bytes: table(VOCAB_SIZE),

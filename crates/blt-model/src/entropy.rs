@@ -3,11 +3,11 @@
 
 use blt_core::{
     KvCache, RmsNorm, RmsNormConfig, TransformerBlock, TransformerBlockConfig,
-    init::{linear_no_bias, trunc_normal},
+    init::{linear_no_bias, trunc_normal_param},
 };
 use blt_patching::VOCAB_SIZE;
 use burn::{
-    module::{Module, Param},
+    module::Module,
     nn::{Embedding, Linear},
     tensor::{Bool, Int, Tensor, activation::log_softmax, backend::Backend},
 };
@@ -58,7 +58,7 @@ impl EntropyModelConfig {
         let std = (d as f64).powf(-0.5);
         EntropyModel {
             embedding: Embedding {
-                weight: Param::from_tensor(trunc_normal([VOCAB_SIZE, d], std, device)),
+                weight: trunc_normal_param([VOCAB_SIZE, d], std, device),
             },
             blocks: (0..self.layers)
                 .map(|layer| {

@@ -24,11 +24,7 @@ pub struct HierarchicalMemory<B: Backend> {
 impl<B: Backend> HierarchicalMemory<B> {
     fn new(d: usize, device: &B::Device) -> Self {
         Self {
-            memory: Param::from_tensor(blt_core::init::trunc_normal(
-                [d],
-                (d as f64).powf(-0.5),
-                device,
-            )),
+            memory: blt_core::init::trunc_normal_param([d], (d as f64).powf(-0.5), device),
             gate: LinearConfig::new(2 * d, d).init(device),
         }
     }

@@ -101,7 +101,8 @@ pub fn bucket_size(n: usize) -> usize {
     if n <= 8 {
         return 8;
     }
-    let step = (n.next_power_of_two() / 8).max(1);
+    let floor_power = 1usize << (usize::BITS - 1 - n.leading_zeros());
+    let step = (floor_power / 8).max(1);
     n.div_ceil(step) * step
 }
 
@@ -346,7 +347,8 @@ mod tests {
     #[test]
     fn buckets_are_few_and_tight() {
         assert_eq!(bucket_size(1), 8);
-        assert_eq!(bucket_size(9), 10);
+        assert_eq!(bucket_size(9), 9);
+        assert_eq!(bucket_size(17), 18);
         assert_eq!(bucket_size(257), 288);
         for n in 1..5000 {
             let b = bucket_size(n);

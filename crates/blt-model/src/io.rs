@@ -181,7 +181,7 @@ struct ShapeCollector(Vec<Vec<usize>>);
 
 impl<B: Backend> ModuleVisitor<B> for ShapeCollector {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.0.push(param.shape().dims::<D>().to_vec());
+        self.0.push(param.lazy_shape().dims::<D>().to_vec());
     }
 }
 

@@ -19,6 +19,7 @@ mod input;
 mod io;
 mod layers;
 mod loss;
+mod stats;
 
 pub use blt::{Blt, BltOutput};
 pub use config::{BltConfig, PatchingKind, Pooling};
@@ -40,3 +41,4 @@ pub use io::{
     save_model,
 };
 pub use loss::{LossSums, masked_cross_entropy};
+pub use stats::{FlopsPerByte, ParameterCounts};

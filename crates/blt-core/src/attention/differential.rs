@@ -11,7 +11,7 @@ use burn::{
 };
 
 use crate::{
-    init::trunc_normal,
+    init::trunc_normal_param,
     norm::{RmsNorm, RmsNormConfig},
 };
 
@@ -37,7 +37,7 @@ pub struct DifferentialLambdaConfig {
 impl DifferentialLambdaConfig {
     /// Builds the λ vectors (N(0, 0.1²), truncated) and the head normalisation.
     pub fn init<B: Backend>(&self, device: &B::Device) -> DifferentialLambda<B> {
-        let vector = || Param::from_tensor(trunc_normal([self.half_head_dim], 0.1, device));
+        let vector = || trunc_normal_param([self.half_head_dim], 0.1, device);
         DifferentialLambda {
             lambda_q1: vector(),
             lambda_k1: vector(),

@@ -7,12 +7,14 @@
 //! [`DecodeMode::Incremental`] keeps KV caches and runs the global model once per patch.
 
 mod full;
+mod incremental;
 mod sampler;
 
 use blt_patching::{BOS_ID, ByteTokenizer, EOS_ID, EncodeOptions, id_to_byte};
 use burn::tensor::backend::Backend;
 
 pub use full::FullRecompute;
+pub use incremental::Incremental;
 pub use sampler::{Sampler, SamplingConfig, argmax};
 
 use crate::{
@@ -180,9 +182,8 @@ impl<'a, B: Backend> Generator<'a, B> {
     /// A fresh step decoder for `mode`.
     pub fn decoder(&self, mode: DecodeMode) -> Result<Box<dyn StepDecoder + '_>> {
         match mode {
-            DecodeMode::FullRecompute | DecodeMode::Incremental => {
-                Ok(Box::new(FullRecompute::new(self)?))
-            }
+            DecodeMode::FullRecompute => Ok(Box::new(FullRecompute::new(self)?)),
+            DecodeMode::Incremental => Ok(Box::new(Incremental::new(self)?)),
         }
     }
 

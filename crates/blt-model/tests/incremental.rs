@@ -1,0 +1,127 @@
+//! Incremental decoding equals the full forward: at every step of random prompts, under every
+//! patching scheme, the logits of the cached path match a full recompute (1e-4); greedy output is
+//! identical on both paths; the global model runs exactly once per patch.
+
+mod common;
+
+use blt_model::{
+    BltConfig, DecodeMode, GenerationConfig, Generator, PatchingKind, SamplingConfig,
+    generate::{FullRecompute, Incremental, StepDecoder},
+};
+use common::*;
+
+/// Every scheme, with entropy thresholds set from the fresh model's own entropies on `prompt`
+/// (the median, or the median rise for the monotonic rule) so that boundaries vary.
+fn schemes(prompt: &[u8], seed: u64) -> Vec<(&'static str, BltConfig)> {
+    let mut entropy = test_config(PatchingKind::Entropy);
+    let mut h = TestModel::new(entropy.clone(), seed)
+        .entropies(&[prompt])
+        .unwrap()
+        .remove(0);
+    let mut rises: Vec<f32> = h
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0.0)
+        .collect();
+    h.sort_by(f32::total_cmp);
+    rises.sort_by(f32::total_cmp);
+    entropy.entropy_threshold = h[h.len() / 2];
+    let mut monotonic = entropy.clone();
+    monotonic.monotonic_entropy = true;
+    monotonic.entropy_threshold = rises[rises.len() / 2];
+    monotonic.reset_entropy_context = true;
+    let mut fixed = test_config(PatchingKind::Fixed);
+    fixed.patch_stride = 3;
+    let mut space = test_config(PatchingKind::Space);
+    space.max_patch_size = 6;
+    space.pooling = blt_model::Pooling::Max;
+    let mut byte = test_config(PatchingKind::Byte);
+    byte.attention = blt_core::AttentionKind::Differential;
+    byte.hierarchical_memory = true;
+    vec![
+        ("entropy", entropy),
+        ("monotonic", monotonic),
+        ("fixed", fixed),
+        ("space", space),
+        ("byte", byte),
+    ]
+}
+
+#[test]
+fn incremental_logits_equal_full_forward_at_every_step() {
+    // Longer than the local window (12), so cache truncation is exercised.
+    let prompt = text(31, 40);
+    for (name, config) in schemes(&prompt, 17) {
+        let m = TestModel::new(config.clone(), 17);
+        let generator = Generator::new(&m.model, m.entropy.as_ref(), &config, device()).unwrap();
+        let mut full = FullRecompute::new(&generator).unwrap();
+        let mut fast = Incremental::new(&generator).unwrap();
+        let ids: Vec<u32> = std::iter::once(1)
+            .chain(prompt.iter().map(|&b| b as u32 + 4))
+            .collect();
+        let mut boundaries = 0;
+        for (t, &id) in ids.iter().enumerate() {
+            let a = full.push(id).unwrap();
+            let b = fast.push(id).unwrap();
+            assert_eq!(
+                a.next_starts_patch, b.next_starts_patch,
+                "{name}: patch decision at {t}"
+            );
+            boundaries += usize::from(a.next_starts_patch);
+            let diff = a
+                .logits
+                .iter()
+                .zip(&b.logits)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(diff < 1e-4, "{name}: step {t} differs by {diff}");
+            if let (Some(x), Some(y)) = (a.entropy, b.entropy) {
+                assert!((x - y).abs() < 1e-4, "{name}: entropy at {t}");
+            }
+        }
+        assert!(
+            boundaries > 3 && boundaries < ids.len() || name == "byte",
+            "{name}: {boundaries} boundaries"
+        );
+        assert_eq!(full.patches(), fast.patches(), "{name}");
+    }
+}
+
+#[test]
+fn greedy_generation_is_identical_and_global_runs_once_per_patch() {
+    let prompt = text(41, 17);
+    for (name, config) in schemes(&prompt, 23) {
+        let m = TestModel::new(config.clone(), 23);
+        let generator = Generator::new(&m.model, m.entropy.as_ref(), &config, device()).unwrap();
+        let greedy = GenerationConfig {
+            max_bytes: 30,
+            sampling: SamplingConfig::greedy(),
+            stop: None,
+        };
+        let slow = generator
+            .generate(&prompt, &greedy, DecodeMode::FullRecompute, |_| true)
+            .unwrap();
+        let mut streamed = 0;
+        let fast = generator
+            .generate(&prompt, &greedy, DecodeMode::Incremental, |b| {
+                streamed += usize::from(b.starts_patch);
+                true
+            })
+            .unwrap();
+        assert_eq!(slow.bytes, fast.bytes, "{name}");
+        assert!(streamed <= fast.patches, "{name}");
+        assert_eq!(slow.patches, fast.patches, "{name}");
+        // `patches` counts every patch started so far plus the one the next byte would open
+        // (if it opens one); all but that last one are complete, and each ran the global model
+        // exactly once.
+        assert_eq!(
+            fast.global_steps,
+            fast.patches - 1,
+            "{name}: global steps vs patches"
+        );
+        assert!(
+            slow.global_steps > fast.global_steps,
+            "{name}: the full path recomputes"
+        );
+    }
+}
