@@ -1,1 +1,41 @@
-//! placeholder
+//! Training for the Byte Latent Transformer: Burn Learner integration, metrics, schedules,
+//! clipping, run directories.
+//!
+//! The crate is generic over `B: Backend` (training runs on `Autodiff<B>`). It must never
+//! enable a Burn backend feature and never depend on `blt-cli`; the binaries choose the
+//! backend.
+//!
+//! # Registering the metrics
+//!
+//! The train and inference steps return an [`LmOutput`]; every metric in [`metrics`] takes its
+//! [`LmStats`]. Register them on `burn::train::SupervisedTraining` with
+//! `metric_train_numeric(..)` and `metric_valid_numeric(..)` (or `metrics((..))` for both
+//! splits at once), for example `.metric_train_numeric(LossMetric::new())
+//! .metric_valid_numeric(LossMetric::new())`. Add Burn's
+//! `burn::train::metric::LearningRateMetric` with `metric_train_numeric` only (the
+//! validation split has no learning rate). Without a terminal, pass
+//! `.renderer(PlainRenderer::new(..))` (see [`Dashboard::detect`]).
+
+pub mod clip;
+pub mod config;
+mod error;
+pub mod loader;
+pub mod step;
+pub mod metrics;
+pub mod renderer;
+mod run;
+pub mod schedule;
+pub mod stage;
+
+pub use clip::{clip_grad_norm, grad_norm};
+pub use metrics::{
+    AccuracyMetric, BitsPerByteMetric, BytesPerSecondMetric, ConfidenceMetric, LmOutput, LmStats,
+    LossMetric, PatchLengthMetric, PerplexityMetric,
+};
+pub use renderer::{Dashboard, PlainRenderer, stdout_is_terminal};
+pub use schedule::{ScheduleError, WarmupCosine, WarmupCosineConfig};
+pub use config::{DataConfig, RunConfig, TrainingConfig};
+pub use error::{Result, TrainError};
+pub use loader::{EpochLoader, MakeBatch};
+pub use step::{BltTrainer, ByteLmBatch, EntropyTrainer, LossGuard};
+pub use run::{ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, RunSummary, SUMMARY_FILE, TrainOptions, byte_lm_batch, train};

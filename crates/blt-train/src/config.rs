@@ -1,0 +1,237 @@
+//! The run configuration: one TOML file with `[model]` (a [`BltConfig`]), `[training]` (the
+//! seed project's training keys plus ours) and `[data]`.
+
+use std::path::Path;
+
+use blt_model::BltConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// The `[training]` table. Steps are optimizer steps; an "epoch" is `steps_per_epoch` of them
+/// (language-model pretraining does not wait for passes over the data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Peak learning rate of AdamW. Default: 1e-3.
+    pub learning_rate: f64,
+    /// Final learning rate of the cosine decay, as a fraction of the peak. Default: 0.1.
+    pub min_lr_ratio: f64,
+    /// Decoupled AdamW weight decay. Default: 0.1.
+    pub weight_decay: f64,
+    /// AdamW β1. Default: 0.9.
+    pub beta_1: f64,
+    /// AdamW β2. Default: 0.95.
+    pub beta_2: f64,
+    /// AdamW ε. Default: 1e-8.
+    pub epsilon: f64,
+    /// Linear warmup, in optimizer steps. Default: 100.
+    pub warmup_steps: usize,
+    /// Clip the global gradient norm to this (0 disables clipping). Default: 1.0.
+    pub max_grad_norm: f64,
+    /// Micro-batches per optimizer step. Default: 1.
+    pub gradient_accumulation_steps: usize,
+    /// Ids per training row (BOS included), ≤ the model's max_position_embeddings. Default: 512.
+    pub max_sequence_length: usize,
+    /// Rows per micro-batch (unless `max_batch_bytes` is set). Default: 8.
+    pub batch_size: usize,
+    /// Rows per validation batch. Default: 8.
+    pub eval_batch_size: usize,
+    /// Padded positions per micro-batch; when set, replaces `batch_size`. Default: unset.
+    pub max_batch_bytes: Option<usize>,
+    /// Stop after this many validations without a better validation loss (0: never). Default: 5.
+    pub patience: usize,
+    /// Upper bound on epochs. Default: 1000.
+    pub num_epochs: usize,
+    /// Documents shorter than this many bytes are dropped. Default: 16.
+    pub min_text_length: usize,
+    /// Seed of initialisation, data order and dropout. Default: 42.
+    pub seed: u64,
+    /// Optimizer steps per epoch; validation and checkpoints happen at epoch ends. Default: 100.
+    pub steps_per_epoch: usize,
+    /// Total optimizer steps of the BLT. Default: 2000.
+    pub max_steps: usize,
+    /// Optimizer steps of the entropy model (stage one, entropy patching only). Default: 500.
+    pub entropy_steps: usize,
+    /// Save a resumable checkpoint every this many epochs. Default: 1.
+    pub checkpoint_every: usize,
+    /// Validation batches per validation (0: the whole validation split). Default: 20.
+    pub eval_batches: usize,
+    /// Recompute activations in the backward pass to save memory (Burn's balanced
+    /// checkpointing). Default: false.
+    pub activation_checkpointing: bool,
+    /// Plain-log lines every this many iterations when stdout is not a terminal. Default: 10.
+    pub log_every: usize,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            learning_rate: 1e-3,
+            min_lr_ratio: 0.1,
+            weight_decay: 0.1,
+            beta_1: 0.9,
+            beta_2: 0.95,
+            epsilon: 1e-8,
+            warmup_steps: 100,
+            max_grad_norm: 1.0,
+            gradient_accumulation_steps: 1,
+            max_sequence_length: 512,
+            batch_size: 8,
+            eval_batch_size: 8,
+            max_batch_bytes: None,
+            patience: 5,
+            num_epochs: 1000,
+            min_text_length: 16,
+            seed: 42,
+            steps_per_epoch: 100,
+            max_steps: 2000,
+            entropy_steps: 500,
+            checkpoint_every: 1,
+            eval_batches: 20,
+            activation_checkpointing: false,
+            log_every: 10,
+        }
+    }
+}
+
+impl TrainingConfig {
+    /// Checks every key; the error names it.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |m: String| Err(TrainError::InvalidConfig(m));
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return fail(format!("training.learning_rate ({}) must be positive", self.learning_rate));
+        }
+        if !(0.0..=1.0).contains(&self.min_lr_ratio) {
+            return fail(format!("training.min_lr_ratio ({}) must be in [0, 1]", self.min_lr_ratio));
+        }
+        for (name, v) in [("weight_decay", self.weight_decay), ("max_grad_norm", self.max_grad_norm)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return fail(format!("training.{name} ({v}) must be ≥ 0"));
+            }
+        }
+        for (name, v) in [("beta_1", self.beta_1), ("beta_2", self.beta_2)] {
+            if !(0.0..1.0).contains(&v) {
+                return fail(format!("training.{name} ({v}) must be in [0, 1)"));
+            }
+        }
+        if !(self.epsilon > 0.0) {
+            return fail(format!("training.epsilon ({}) must be positive", self.epsilon));
+        }
+        for (name, v) in [
+            ("gradient_accumulation_steps", self.gradient_accumulation_steps),
+            ("batch_size", self.batch_size),
+            ("eval_batch_size", self.eval_batch_size),
+            ("num_epochs", self.num_epochs),
+            ("steps_per_epoch", self.steps_per_epoch),
+            ("max_steps", self.max_steps),
+            ("entropy_steps", self.entropy_steps),
+            ("checkpoint_every", self.checkpoint_every),
+            ("log_every", self.log_every),
+        ] {
+            if v == 0 {
+                return fail(format!("training.{name} (0) must be at least 1"));
+            }
+        }
+        if self.max_sequence_length < 2 {
+            return fail(format!(
+                "training.max_sequence_length ({}) must be at least 2",
+                self.max_sequence_length
+            ));
+        }
+        if self.warmup_steps > self.max_steps {
+            return fail(format!(
+                "training.warmup_steps ({}) must not exceed training.max_steps ({})",
+                self.warmup_steps, self.max_steps
+            ));
+        }
+        if let Some(budget) = self.max_batch_bytes
+            && budget < self.max_sequence_length
+        {
+            return fail(format!(
+                "training.max_batch_bytes ({budget}) must hold one row of max_sequence_length ({})",
+                self.max_sequence_length
+            ));
+        }
+        Ok(())
+    }
+
+    /// Epochs a stage of `steps` optimizer steps lasts, at most `num_epochs`.
+    pub fn epochs(&self, steps: usize) -> usize {
+        steps.div_ceil(self.steps_per_epoch).min(self.num_epochs)
+    }
+}
+
+/// The `[data]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Where documents come from: `builtin:kjv`, a file, a directory, a `.jsonl` file, or
+    /// `hub:NAME`. Default: `builtin:kjv`.
+    pub source: String,
+    /// Fraction of documents held out for validation. Default: 0.05.
+    pub valid_fraction: f64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self { source: "builtin:kjv".into(), valid_fraction: 0.05 }
+    }
+}
+
+/// A whole run: model, training and data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// The model (including its patching settings and entropy model).
+    pub model: BltConfig,
+    /// The training recipe.
+    pub training: TrainingConfig,
+    /// The data.
+    pub data: DataConfig,
+}
+
+impl RunConfig {
+    /// Checks every table.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.training.validate()?;
+        if self.training.max_sequence_length > self.model.max_position_embeddings {
+            return Err(TrainError::InvalidConfig(format!(
+                "training.max_sequence_length ({}) must not exceed model.max_position_embeddings ({})",
+                self.training.max_sequence_length, self.model.max_position_embeddings
+            )));
+        }
+        if !(0.0..1.0).contains(&self.data.valid_fraction) || self.data.valid_fraction == 0.0 {
+            return Err(TrainError::InvalidConfig(format!(
+                "data.valid_fraction ({}) must be in (0, 1)",
+                self.data.valid_fraction
+            )));
+        }
+        blt_data::DataSource::parse(&self.data.source)?;
+        Ok(())
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let config: Self =
+            toml::from_str(text).map_err(|e| TrainError::InvalidConfig(e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| TrainError::Io { action: "reading", path: path.to_path_buf(), source })?;
+        Self::from_toml_str(&text).map_err(|e| match e {
+            TrainError::InvalidConfig(m) => TrainError::InvalidConfig(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Renders as TOML.
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string_pretty(self).expect("a run config always serialises")
+    }
+}

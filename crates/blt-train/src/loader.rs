@@ -1,0 +1,155 @@
+//! An epoch-aware data loader for Burn's Learner. Batches are planned once (row groups); the
+//! order is an endless stream of seeded permutations of the groups, and epoch `e` takes the
+//! stream's items `[e·n, (e+1)·n)`. The order therefore depends only on the seed and the epoch
+//! index, so a resumed run sees exactly the batches an uninterrupted one would.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use blt_data::{Row, permutation};
+use burn::{
+    data::dataloader::{DataLoader, DataLoaderIterator, Progress},
+    tensor::backend::Backend,
+};
+
+/// Builds one batch from rows on a device.
+pub type MakeBatch<B, O> = Arc<dyn Fn(&[Row], &<B as burn::tensor::backend::BackendTypes>::Device) -> O + Send + Sync>;
+
+/// The loader.
+pub struct EpochLoader<B: Backend, O> {
+    groups: Arc<Vec<Vec<Row>>>,
+    make: MakeBatch<B, O>,
+    per_epoch: usize,
+    seed: Option<u64>,
+    next_epoch: Arc<AtomicUsize>,
+    device: B::Device,
+}
+
+impl<B: Backend, O> EpochLoader<B, O> {
+    /// A loader over `groups`, `per_epoch` batches per `iter()` call, shuffled with `seed` (or
+    /// in order when `None`), starting at epoch `first_epoch` (0-based; > 0 when resuming).
+    pub fn new(
+        groups: Vec<Vec<Row>>,
+        make: MakeBatch<B, O>,
+        per_epoch: usize,
+        seed: Option<u64>,
+        first_epoch: usize,
+        device: B::Device,
+    ) -> Self {
+        Self {
+            groups: Arc::new(groups),
+            make,
+            per_epoch,
+            seed,
+            next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
+            device,
+        }
+    }
+
+    /// The group index at position `s` of the endless stream.
+    fn group_at(&self, s: usize, cache: &mut Option<(usize, Vec<usize>)>) -> usize {
+        let n = self.groups.len();
+        let (pass, offset) = (s / n, s % n);
+        match self.seed {
+            None => offset,
+            Some(seed) => {
+                if cache.as_ref().is_none_or(|(p, _)| *p != pass) {
+                    let pass_seed = seed.wrapping_add((pass as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    *cache = Some((pass, permutation(n, pass_seed)));
+                }
+                cache.as_ref().expect("just filled").1[offset]
+            }
+        }
+    }
+}
+
+struct EpochIter<'a, B: Backend, O> {
+    loader: &'a EpochLoader<B, O>,
+    start: usize,
+    done: usize,
+    cache: Option<(usize, Vec<usize>)>,
+}
+
+impl<B: Backend, O> Iterator for EpochIter<'_, B, O> {
+    type Item = O;
+
+    fn next(&mut self) -> Option<O> {
+        if self.done >= self.loader.per_epoch || self.loader.groups.is_empty() {
+            return None;
+        }
+        let group = self.loader.group_at(self.start + self.done, &mut self.cache);
+        self.done += 1;
+        Some((self.loader.make)(&self.loader.groups[group], &self.loader.device))
+    }
+}
+
+impl<B: Backend, O> DataLoaderIterator<O> for EpochIter<'_, B, O> {
+    fn progress(&self) -> Progress {
+        Progress { items_processed: self.done, items_total: self.loader.per_epoch }
+    }
+}
+
+impl<B: Backend, O: Send + 'static> DataLoader<B, O> for EpochLoader<B, O> {
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
+        let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
+        Box::new(EpochIter { loader: self, start: epoch * self.per_epoch, done: 0, cache: None })
+    }
+
+    fn num_items(&self) -> usize {
+        self.per_epoch
+    }
+
+    fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, O>> {
+        Arc::new(Self {
+            groups: self.groups.clone(),
+            make: self.make.clone(),
+            per_epoch: self.per_epoch,
+            seed: self.seed,
+            next_epoch: self.next_epoch.clone(),
+            device: device.clone(),
+        })
+    }
+
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, O>> {
+        let end = end.min(self.groups.len());
+        let start = start.min(end);
+        Arc::new(Self {
+            groups: Arc::new(self.groups[start..end].to_vec()),
+            make: self.make.clone(),
+            per_epoch: self.per_epoch.min(end - start),
+            seed: self.seed,
+            next_epoch: self.next_epoch.clone(),
+            device: self.device.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    fn loader(first_epoch: usize) -> EpochLoader<NdArray, usize> {
+        let groups: Vec<Vec<Row>> = (0..7)
+            .map(|i| vec![Row { document: i, index: i, ids: vec![1, 2] }])
+            .collect();
+        let make: MakeBatch<NdArray, usize> = Arc::new(|rows, _| rows[0].index);
+        EpochLoader::new(groups, make, 5, Some(3), first_epoch, Default::default())
+    }
+
+    #[test]
+    fn resumed_epochs_see_the_same_batches() {
+        let full = loader(0);
+        let epochs: Vec<Vec<usize>> = (0..4).map(|_| full.iter().collect()).collect();
+        let resumed = loader(2);
+        assert_eq!(resumed.iter().collect::<Vec<_>>(), epochs[2]);
+        assert_eq!(resumed.iter().collect::<Vec<_>>(), epochs[3]);
+        // Every group appears once per pass of 7 items.
+        let stream: Vec<usize> = epochs.concat();
+        let mut first_pass = stream[..7].to_vec();
+        first_pass.sort();
+        assert_eq!(first_pass, (0..7).collect::<Vec<_>>());
+    }
+}

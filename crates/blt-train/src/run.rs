@@ -1,0 +1,377 @@
+//! The library entry point: [`train`] runs a whole BLT training into a run directory — the
+//! entropy model (stage one, for entropy patching), the entropy cache, then the BLT (stage two)
+//! — and leaves a model directory that `blt-cli generate --model RUN_DIR` loads.
+//!
+//! Run directory layout:
+//! - `config.toml` — the run config (model, patching, training, data);
+//! - `model.toml`, `blt.mpk`, `entropy.mpk` — the best BLT by validation loss, with its entropy
+//!   model (a model directory);
+//! - `entropy/` — the entropy model alone (model directory);
+//! - `entropy_cache.bin` — per-byte entropies of the corpus;
+//! - `entropy-training/`, `blt-training/` — each stage's checkpoints (`checkpoint/`), metric
+//!   logs (`train/`, `valid/`);
+//! - `summary.json` — final metrics, steps, wall time, backend.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
+};
+
+use blt_data::{
+    BatchPlan, BatchPlanConfig, BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache,
+    Row, SplitDataset, compute_entropies,
+};
+use blt_model::{
+    Blt, BltConfig, EntropyModel, EntropyModelConfig, FlopsPerByte, ParameterCounts, PatchingKind,
+    entropy_model_identity, entropy_segments, load_entropy_model, save_entropy_model, save_model,
+};
+use burn::{
+    data::dataset::Dataset,
+    tensor::{Bool, Int, Tensor, TensorData, backend::{AutodiffBackend, Backend}},
+    train::Interrupter,
+};
+use serde::Serialize;
+
+use crate::{
+    config::{RunConfig, TrainingConfig},
+    error::{Result, TrainError},
+    loader::{EpochLoader, MakeBatch},
+    renderer::Dashboard,
+    stage::{StageOutcome, StageSettings, last_checkpoint, run_stage},
+    step::{BltTrainer, ByteLmBatch, EntropyTrainer, LossGuard},
+};
+
+/// File name of the run config inside a run directory.
+pub const RUN_CONFIG_FILE: &str = "config.toml";
+/// File name of the summary.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// File name of the entropy cache.
+pub const ENTROPY_CACHE_FILE: &str = "entropy_cache.bin";
+
+/// How to run [`train`].
+#[derive(Clone)]
+pub struct TrainOptions {
+    /// Continue from the last checkpoint of the run directory.
+    pub resume: bool,
+    /// Reuse this entropy model (a model directory) instead of training one.
+    pub entropy_model: Option<PathBuf>,
+    /// TUI or plain log lines.
+    pub dashboard: Dashboard,
+    /// Stops training (wire Ctrl-C to it); `q` in the TUI also stops.
+    pub interrupter: Interrupter,
+    /// The backend's name, for the summary.
+    pub backend: String,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            resume: false,
+            entropy_model: None,
+            dashboard: Dashboard::detect(),
+            interrupter: Interrupter::new(),
+            backend: String::from("unknown"),
+        }
+    }
+}
+
+/// The final report of a run (also written to `summary.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Backend name.
+    pub backend: String,
+    /// Wall time of the whole run, seconds.
+    pub wall_seconds: f64,
+    /// The entropy model's stage, when one was trained.
+    pub entropy_stage: Option<StageOutcome>,
+    /// The BLT's stage.
+    pub blt_stage: StageOutcome,
+    /// Parameter counts.
+    pub parameters: ParameterCounts,
+    /// Estimated forward FLOPs per byte at the measured mean patch length.
+    pub forward_flops_per_byte: f64,
+    /// Mean patch length of the training data.
+    pub mean_patch_length: f64,
+    /// Corpus statistics.
+    pub dataset: blt_data::DatasetStats,
+    /// Whether the user stopped the run early.
+    pub interrupted: bool,
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TrainError {
+    let path = path.to_path_buf();
+    move |source| TrainError::Io { action, path, source }
+}
+
+/// Checks the run directory before any training starts: creatable, writable, and not an
+/// earlier run unless resuming.
+fn prepare_run_dir(run_dir: &Path, resume: bool) -> Result<()> {
+    let bad = |reason: String| TrainError::RunDir { path: run_dir.to_path_buf(), reason };
+    std::fs::create_dir_all(run_dir).map_err(|e| bad(format!("cannot create it ({e})")))?;
+    let probe = run_dir.join(".write-test");
+    std::fs::write(&probe, b"").map_err(|e| bad(format!("is not writable ({e})")))?;
+    let _ = std::fs::remove_file(&probe);
+    let existing = run_dir.join(RUN_CONFIG_FILE).exists();
+    if resume && !existing {
+        return Err(TrainError::NothingToResume(run_dir.to_path_buf()));
+    }
+    if !resume && existing {
+        return Err(bad("holds an earlier run; pass --resume to continue it or pick another directory".into()));
+    }
+    Ok(())
+}
+
+fn plan_groups<D: Dataset<Row>>(data: &D, batch: &BatchPlanConfig) -> Result<Vec<Vec<Row>>> {
+    let plan = BatchPlan::new(data, batch)?;
+    Ok(plan
+        .groups()
+        .iter()
+        .map(|g| g.iter().filter_map(|&i| data.get(i)).collect())
+        .collect())
+}
+
+/// Train and validation row groups.
+fn loaders_groups(
+    split_train: &SplitDataset,
+    split_valid: &SplitDataset,
+    t: &TrainingConfig,
+) -> Result<(Vec<Vec<Row>>, Vec<Vec<Row>>)> {
+    let train = plan_groups(
+        split_train,
+        &BatchPlanConfig { batch_size: t.batch_size, max_batch_bytes: t.max_batch_bytes, seed: None },
+    )?;
+    let mut valid = plan_groups(
+        split_valid,
+        &BatchPlanConfig { batch_size: t.eval_batch_size, max_batch_bytes: None, seed: None },
+    )?;
+    if t.eval_batches > 0 {
+        valid.truncate(t.eval_batches);
+    }
+    if train.is_empty() || valid.is_empty() {
+        return Err(TrainError::InvalidConfig(
+            "the data gives no training or no validation batch; use more documents or a larger data.valid_fraction".into(),
+        ));
+    }
+    Ok((train, valid))
+}
+
+/// Builds an entropy-model batch: windowed causal mask, reset at documents (and newlines when
+/// `reset` is set), targets shifted by one.
+pub fn byte_lm_batch<B: Backend>(rows: &[Row], window: usize, reset: bool, device: &B::Device) -> ByteLmBatch<B> {
+    let batch = rows.len();
+    let seq = rows.iter().map(|r| r.input().len()).max().unwrap_or(1);
+    let mut ids = vec![0i64; batch * seq];
+    let mut targets = vec![0i64; batch * seq];
+    let mut real = vec![false; batch * seq];
+    let mut segments = Vec::with_capacity(batch);
+    for (b, row) in rows.iter().enumerate() {
+        for (t, (&x, &y)) in row.input().iter().zip(row.targets()).enumerate() {
+            ids[b * seq + t] = x as i64;
+            targets[b * seq + t] = y as i64;
+            real[b * seq + t] = true;
+        }
+        let mut seg = entropy_segments(row.input(), reset);
+        seg.resize(seq, u32::MAX);
+        segments.push(seg);
+    }
+    let num_targets = real.iter().filter(|&&r| r).count();
+    ByteLmBatch {
+        ids: Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, seq]), device),
+        targets: Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [batch, seq]), device),
+        target_mask: Tensor::<B, 2, Bool>::from_data(TensorData::new(real, [batch, seq]), device),
+        mask: blt_core::mask::local_causal_mask(batch, seq, Some(window), Some(&segments), device),
+        num_targets,
+    }
+}
+
+fn stage_settings<'a>(
+    name: &'static str,
+    dir: PathBuf,
+    training: &'a TrainingConfig,
+    steps: usize,
+    options: &TrainOptions,
+) -> StageSettings<'a> {
+    let resume_epoch = if options.resume { last_checkpoint(&dir) } else { None };
+    let done = resume_epoch.unwrap_or(0) * training.steps_per_epoch;
+    StageSettings {
+        name,
+        dir,
+        training,
+        steps,
+        resume_epoch,
+        dashboard: options.dashboard,
+        interrupter: options.interrupter.clone(),
+        guard: LossGuard::new(options.interrupter.clone(), training.gradient_accumulation_steps, done),
+    }
+}
+
+/// Stage one: trains the entropy model, saves it under `run_dir/entropy`.
+fn train_entropy_model<B: AutodiffBackend>(
+    config: &RunConfig,
+    train_groups: &[Vec<Row>],
+    valid_groups: &[Vec<Row>],
+    run_dir: &Path,
+    device: &B::Device,
+    options: &TrainOptions,
+) -> Result<(EntropyModel<B::InnerBackend>, StageOutcome)> {
+    let t = &config.training;
+    let m = &config.model;
+    let settings = stage_settings("entropy", run_dir.join("entropy-training"), t, t.entropy_steps, options);
+    let first_epoch = settings.resume_epoch.unwrap_or(0);
+    B::seed(device, t.seed);
+    let trainer = EntropyTrainer {
+        model: EntropyModelConfig::from_blt(m).init::<B>(device),
+        max_grad_norm: t.max_grad_norm,
+        accumulation: t.gradient_accumulation_steps,
+        guard: Some(settings.guard.clone()),
+    };
+    let (window, reset) = (m.entropy_context_size, m.reset_entropy_context);
+    let make: MakeBatch<B, ByteLmBatch<B>> = Arc::new(move |rows, d| byte_lm_batch(rows, window, reset, d));
+    let make_valid: MakeBatch<B::InnerBackend, ByteLmBatch<B::InnerBackend>> =
+        Arc::new(move |rows, d| byte_lm_batch(rows, window, reset, d));
+    let per_epoch = t.steps_per_epoch * t.gradient_accumulation_steps;
+    let train = EpochLoader::<B, _>::new(train_groups.to_vec(), make, per_epoch, Some(t.seed), first_epoch, device.clone());
+    let valid = EpochLoader::<B::InnerBackend, _>::new(
+        valid_groups.to_vec(), make_valid, valid_groups.len(), None, 0, device.clone(),
+    );
+    let (trainer, outcome) = run_stage::<B, _, _>(settings, trainer, Arc::new(train), Arc::new(valid), device)?;
+    save_entropy_model(&run_dir.join("entropy"), m, &trainer.model)?;
+    Ok((trainer.model, outcome))
+}
+
+/// Trains a BLT as `config` describes, writing everything into `run_dir`.
+pub fn train<B: AutodiffBackend>(
+    config: RunConfig,
+    device: B::Device,
+    run_dir: &Path,
+    options: TrainOptions,
+) -> Result<RunSummary> {
+    let started = Instant::now();
+    // Fail fast, before any training: config, data source, run directory.
+    config.validate()?;
+    let source = DataSource::parse(&config.data.source)?;
+    prepare_run_dir(run_dir, options.resume)?;
+    let config = if options.resume { RunConfig::load(&run_dir.join(RUN_CONFIG_FILE))? } else { config };
+    let t = &config.training;
+    let m: &BltConfig = &config.model;
+
+    let dataset = ByteDataset::from_source(
+        &source,
+        DatasetConfig {
+            min_length: t.min_text_length,
+            max_length: t.max_sequence_length,
+            valid_fraction: config.data.valid_fraction,
+            seed: t.seed,
+        },
+    )?;
+    let split = dataset.split();
+    tracing::info!(stats = ?dataset.stats(), train_rows = split.train.len(), valid_rows = split.valid.len(), "data");
+    if !options.resume {
+        let path = run_dir.join(RUN_CONFIG_FILE);
+        std::fs::write(&path, config.to_toml_string()).map_err(io_error("writing", &path))?;
+    }
+    let (train_groups, valid_groups) = loaders_groups(&split.train, &split.valid, t)?;
+
+    // Stage one: the entropy model (entropy patching only).
+    let mut entropy_stage = None;
+    let entropy_model: Option<EntropyModel<B::InnerBackend>> = if m.patching == PatchingKind::Entropy {
+        let entropy_dir = run_dir.join("entropy");
+        let model = if let Some(dir) = &options.entropy_model {
+            let (_, model) = load_entropy_model::<B::InnerBackend>(dir, &device)?;
+            save_entropy_model(&entropy_dir, m, &model)?;
+            model
+        } else if options.resume && entropy_dir.join(blt_model::MANIFEST_FILE).exists() {
+            load_entropy_model::<B::InnerBackend>(&entropy_dir, &device)?.1
+        } else {
+            let (model, outcome) =
+                train_entropy_model::<B>(&config, &train_groups, &valid_groups, run_dir, &device, &options)?;
+            entropy_stage = Some(outcome);
+            model
+        };
+        Some(model)
+    } else {
+        None
+    };
+    if options.interrupter.should_stop() {
+        tracing::warn!("stopped during the entropy stage; resume with --resume");
+    }
+
+    // The entropy cache: every row of both splits, each computed separately.
+    let cache = match &entropy_model {
+        Some(model) => {
+            let identity = entropy_model_identity(&run_dir.join("entropy"))?;
+            let rows: Vec<Row> = dataset.rows().to_vec();
+            let started = Instant::now();
+            let cache = EntropyCache::load_or_compute(
+                &run_dir.join(ENTROPY_CACHE_FILE),
+                &identity,
+                &rows,
+                m.reset_entropy_context,
+                |rows| compute_entropies(model, rows, m.reset_entropy_context, 16, &device),
+            )?;
+            tracing::info!(rows = rows.len(), seconds = started.elapsed().as_secs_f64(), "entropy cache ready");
+            Some(Arc::new(cache))
+        }
+        None => None,
+    };
+
+    // Stage two: the BLT.
+    let batcher = Arc::new(BltBatcher::new(m, cache)?);
+    batcher.check_rows(dataset.rows())?;
+    let settings = stage_settings("blt", run_dir.join("blt-training"), t, t.max_steps, &options);
+    let first_epoch = settings.resume_epoch.unwrap_or(0);
+    B::seed(&device, t.seed.wrapping_add(1));
+    let trainer = BltTrainer {
+        model: Blt::<B>::new(m, &device)?,
+        max_grad_norm: t.max_grad_norm,
+        accumulation: t.gradient_accumulation_steps,
+        guard: Some(settings.guard.clone()),
+    };
+    let b = batcher.clone();
+    let make: MakeBatch<B, blt_data::BltBatch<B>> =
+        Arc::new(move |rows, d| b.try_batch(rows, d).expect("rows were checked before training"));
+    let b = batcher.clone();
+    let make_valid: MakeBatch<B::InnerBackend, blt_data::BltBatch<B::InnerBackend>> =
+        Arc::new(move |rows, d| b.try_batch(rows, d).expect("rows were checked before training"));
+    let per_epoch = t.steps_per_epoch * t.gradient_accumulation_steps;
+    let mean_patch_length = mean_patch_len(&batcher, &train_groups);
+    let train = EpochLoader::<B, _>::new(train_groups, make, per_epoch, Some(t.seed), first_epoch, device.clone());
+    let valid = EpochLoader::<B::InnerBackend, _>::new(
+        valid_groups.clone(), make_valid, valid_groups.len(), None, 0, device.clone(),
+    );
+    let (best, blt_stage) = run_stage::<B, _, _>(settings, trainer, Arc::new(train), Arc::new(valid), &device)?;
+    save_model(run_dir, m, &best.model, entropy_model.as_ref())?;
+
+    let parameters = ParameterCounts::of(&best.model, entropy_model.as_ref());
+    let summary = RunSummary {
+        run_dir: run_dir.to_path_buf(),
+        backend: options.backend.clone(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        interrupted: blt_stage.interrupted,
+        entropy_stage,
+        blt_stage,
+        parameters,
+        forward_flops_per_byte: FlopsPerByte::estimate(m, mean_patch_length, t.max_sequence_length).forward(),
+        mean_patch_length,
+        dataset: dataset.stats().clone(),
+    };
+    let path = run_dir.join(SUMMARY_FILE);
+    let json = serde_json::to_string_pretty(&summary).expect("a summary always serialises");
+    std::fs::write(&path, json).map_err(io_error("writing", &path))?;
+    Ok(summary)
+}
+
+/// Mean patch length over (a sample of) the training rows.
+fn mean_patch_len(batcher: &BltBatcher, groups: &[Vec<Row>]) -> f64 {
+    let (mut positions, mut patches) = (0usize, 0usize);
+    for row in groups.iter().flatten().take(512) {
+        if let Ok(prepared) = batcher.prepare(row) {
+            positions += prepared.len();
+            patches += prepared.patches.num_patches();
+        }
+    }
+    positions as f64 / patches.max(1) as f64
+}

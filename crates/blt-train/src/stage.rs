@@ -1,0 +1,256 @@
+//! One training stage on Burn's Learner (`SupervisedTraining`): AdamW, warmup + cosine,
+//! gradient accumulation, global-norm clipping (in the step), step-based epochs with
+//! validation, checkpoints (full precision: model, optimizer, scheduler), early stopping on the
+//! validation loss, and the TUI dashboard or plain log lines.
+
+use std::{
+    fmt::Display,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use burn::{
+    data::dataloader::DataLoader,
+    module::AutodiffModule,
+    optim::AdamWConfig,
+    record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder},
+    tensor::backend::AutodiffBackend,
+    train::{
+        InferenceStep, Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition,
+        SupervisedTraining, TrainStep,
+        checkpoint::{
+            CheckpointingAction, CheckpointingStrategy, ComposedCheckpointingStrategy,
+            KeepLastNCheckpoints, MetricCheckpointingStrategy,
+        },
+        metric::{
+            LearningRateMetric,
+            store::{Aggregate, Direction, EventStoreClient, Split},
+        },
+    },
+};
+use serde::Serialize;
+
+use crate::{
+    config::TrainingConfig,
+    error::{Result, TrainError},
+    metrics::{
+        AccuracyMetric, BitsPerByteMetric, BytesPerSecondMetric, ConfidenceMetric, LmOutput,
+        LossMetric, PatchLengthMetric, PerplexityMetric,
+    },
+    renderer::{Dashboard, PlainRenderer},
+    schedule::WarmupCosineConfig,
+    step::LossGuard,
+};
+
+/// Recorder of checkpoints: full precision (never `CompactRecorder`, whose f16 second moments
+/// underflow).
+pub type CheckpointRecorder = NamedMpkFileRecorder<FullPrecisionSettings>;
+
+/// Metrics of one epoch, read back from Burn's event store.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct EpochMetrics {
+    /// Epoch number (1-based).
+    pub epoch: usize,
+    /// Training loss, nats per byte.
+    pub train_loss: Option<f64>,
+    /// Validation loss, nats per byte.
+    pub valid_loss: Option<f64>,
+    /// Validation bits per byte.
+    pub valid_bits_per_byte: Option<f64>,
+    /// Validation accuracy, %.
+    pub valid_accuracy: Option<f64>,
+    /// Validation mean patch length.
+    pub valid_patch_length: Option<f64>,
+    /// Training throughput, bytes per second.
+    pub train_bytes_per_second: Option<f64>,
+}
+
+/// Saves checkpoints every `every` epochs (delegating which to keep to Burn's default
+/// strategy: the last two and the best by validation loss) and records every epoch's metrics.
+struct RecordingStrategy {
+    inner: ComposedCheckpointingStrategy,
+    every: usize,
+    epochs: Arc<Mutex<Vec<EpochMetrics>>>,
+}
+
+impl CheckpointingStrategy for RecordingStrategy {
+    fn checkpointing(&mut self, epoch: usize, store: &EventStoreClient) -> Vec<CheckpointingAction> {
+        let get = |name: &str, split: Split| store.find_metric(name, epoch, Aggregate::Mean, &split);
+        self.epochs.lock().expect("epoch log lock").push(EpochMetrics {
+            epoch,
+            train_loss: get(LossMetric::NAME, Split::Train),
+            valid_loss: get(LossMetric::NAME, Split::Valid),
+            valid_bits_per_byte: get(BitsPerByteMetric::NAME, Split::Valid),
+            valid_accuracy: get(AccuracyMetric::NAME, Split::Valid),
+            valid_patch_length: get(PatchLengthMetric::NAME, Split::Valid),
+            train_bytes_per_second: get(BytesPerSecondMetric::NAME, Split::Train),
+        });
+        let actions = self.inner.checkpointing(epoch, store);
+        if epoch % self.every == 0 {
+            actions
+        } else {
+            actions.into_iter().filter(|a| !matches!(a, CheckpointingAction::Save)).collect()
+        }
+    }
+}
+
+/// Settings of one stage.
+pub struct StageSettings<'a> {
+    /// `entropy` or `blt`.
+    pub name: &'static str,
+    /// Directory of its checkpoints and metric logs.
+    pub dir: PathBuf,
+    /// The recipe.
+    pub training: &'a TrainingConfig,
+    /// Optimizer steps of this stage.
+    pub steps: usize,
+    /// Resume from this completed epoch.
+    pub resume_epoch: Option<usize>,
+    /// Dashboard kind.
+    pub dashboard: Dashboard,
+    /// Stops the stage (Ctrl-C, `q`, or a non-finite loss).
+    pub interrupter: Interrupter,
+    /// The stage's loss guard (shares `interrupter`).
+    pub guard: LossGuard,
+}
+
+/// What a stage produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageOutcome {
+    /// Per-epoch metrics.
+    pub epochs: Vec<EpochMetrics>,
+    /// Epoch with the lowest validation loss.
+    pub best_epoch: Option<usize>,
+    /// Optimizer steps completed.
+    pub steps: usize,
+    /// Whether it was stopped early by the user.
+    pub interrupted: bool,
+}
+
+/// The last completed checkpoint epoch in `dir/checkpoint`, if any.
+pub fn last_checkpoint(dir: &Path) -> Option<usize> {
+    let entries = std::fs::read_dir(dir.join("checkpoint")).ok()?;
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|name| name.strip_prefix("optim-")?.strip_suffix(".mpk")?.parse().ok())
+        .max()
+}
+
+/// Runs one stage and returns the model of its best validation epoch.
+#[allow(clippy::too_many_arguments)]
+pub fn run_stage<B, M, IV>(
+    settings: StageSettings<'_>,
+    model: M,
+    train: Arc<dyn DataLoader<B, <M as TrainStep>::Input>>,
+    valid: Arc<dyn DataLoader<B::InnerBackend, IV>>,
+    device: &B::Device,
+) -> Result<(M::InnerModule, StageOutcome)>
+where
+    B: AutodiffBackend,
+    M: TrainStep<Output = LmOutput> + AutodiffModule<B> + Display + 'static,
+    M::InnerModule: InferenceStep<Input = IV, Output = LmOutput>,
+    IV: Send + 'static,
+{
+    let t = settings.training;
+    let epochs = t.epochs(settings.steps);
+    let template = model.clone();
+    let optim = AdamWConfig::new()
+        .with_beta_1(t.beta_1 as f32)
+        .with_beta_2(t.beta_2 as f32)
+        .with_epsilon(t.epsilon as f32)
+        .with_weight_decay(t.weight_decay as f32)
+        .init::<B, M>();
+    let schedule = WarmupCosineConfig::new(
+        t.learning_rate,
+        t.learning_rate * t.min_lr_ratio,
+        t.warmup_steps.min(settings.steps),
+        settings.steps,
+    )
+    .with_accumulation(t.gradient_accumulation_steps)
+    .init()?;
+
+    let epoch_log = Arc::new(Mutex::new(Vec::new()));
+    let strategy = RecordingStrategy {
+        inner: ComposedCheckpointingStrategy::builder()
+            .add(KeepLastNCheckpoints::new(2))
+            .add(MetricCheckpointingStrategy::new(
+                &LossMetric::new(),
+                Aggregate::Mean,
+                Direction::Lowest,
+                Split::Valid,
+            ))
+            .build(),
+        every: t.checkpoint_every,
+        epochs: epoch_log.clone(),
+    };
+    let mut training = SupervisedTraining::new(&settings.dir, train, valid)
+        .metric_train_numeric(LossMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(BitsPerByteMetric::new())
+        .metric_valid_numeric(BitsPerByteMetric::new())
+        .metric_train_numeric(AccuracyMetric::new())
+        .metric_valid_numeric(AccuracyMetric::new())
+        .metric_train_numeric(PerplexityMetric::new())
+        .metric_valid_numeric(PerplexityMetric::new())
+        .metric_train_numeric(ConfidenceMetric::new())
+        .metric_valid_numeric(ConfidenceMetric::new())
+        .metric_train_numeric(PatchLengthMetric::new())
+        .metric_valid_numeric(PatchLengthMetric::new())
+        .metric_train_numeric(BytesPerSecondMetric::new())
+        .metric_valid_numeric(BytesPerSecondMetric::new())
+        .metric_train_numeric(LearningRateMetric::new())
+        .with_file_checkpointer(CheckpointRecorder::new())
+        .with_checkpointing_strategy(strategy)
+        .with_interrupter(settings.interrupter.clone())
+        .with_application_logger(None)
+        .num_epochs(epochs)
+        .summary();
+    if t.gradient_accumulation_steps > 1 {
+        training = training.grads_accumulation(t.gradient_accumulation_steps);
+    }
+    if t.patience > 0 {
+        training = training.early_stopping(MetricEarlyStoppingStrategy::new(
+            &LossMetric::new(),
+            Aggregate::Mean,
+            Direction::Lowest,
+            Split::Valid,
+            StoppingCondition::NoImprovementSince { n_epochs: t.patience },
+        ));
+    }
+    if let Some(epoch) = settings.resume_epoch {
+        training = training.checkpoint(epoch);
+    }
+    if settings.dashboard == Dashboard::Plain {
+        training = training.renderer(PlainRenderer::new(Box::new(std::io::stdout()), t.log_every));
+    }
+    tracing::info!(stage = settings.name, epochs, steps = settings.steps, "training");
+    let result = training.launch(Learner::new(model, optim, schedule));
+    drop(result.renderer);
+
+    if let Some((step, value)) = settings.guard.failure() {
+        return Err(TrainError::NonFiniteLoss {
+            stage: settings.name,
+            step,
+            value,
+            checkpoints: settings.dir.join("checkpoint"),
+        });
+    }
+    let epochs_log = epoch_log.lock().expect("epoch log lock").clone();
+    let best_epoch = epochs_log
+        .iter()
+        .filter_map(|e| Some((e.epoch, e.valid_loss?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(epoch, _)| epoch);
+    let interrupted = settings.interrupter.should_stop();
+    let best = match best_epoch {
+        Some(epoch) => {
+            let path = settings.dir.join("checkpoint").join(format!("model-{epoch}"));
+            let record = CheckpointRecorder::new().load(path.clone(), device).map_err(|e| {
+                TrainError::RunDir { path: path.clone(), reason: format!("cannot read the best checkpoint: {e}") }
+            })?;
+            template.load_record(record).valid()
+        }
+        None => result.model,
+    };
+    Ok((best, StageOutcome { epochs: epochs_log, best_epoch, steps: settings.guard.steps(), interrupted }))
+}
