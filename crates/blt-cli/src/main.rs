@@ -1,1 +1,34 @@
-fn main() {}
+//! `blt-cli`: train, generate, evaluate and inspect Byte Latent Transformers.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod args;
+mod backend;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // User errors are reported as one line; a panic would be a bug, but still must not dump a
+    // backtrace on the user.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        eprintln!("error: internal error: {message} (please report this bug)");
+    }));
+    let cli = args::Cli::parse();
+    output::init_tracing(&cli.global);
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", output::one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -33,7 +33,7 @@ impl RopeConfig {
     /// If `head_dim` is odd (an internal invariant: callers validate their configs first).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Rope<B> {
         assert!(
-            self.head_dim % 2 == 0,
+            self.head_dim.is_multiple_of(2),
             "rotary head_dim {} must be even",
             self.head_dim
         );

@@ -100,12 +100,21 @@ impl TrainingConfig {
     pub fn validate(&self) -> Result<()> {
         let fail = |m: String| Err(TrainError::InvalidConfig(m));
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return fail(format!("training.learning_rate ({}) must be positive", self.learning_rate));
+            return fail(format!(
+                "training.learning_rate ({}) must be positive",
+                self.learning_rate
+            ));
         }
         if !(0.0..=1.0).contains(&self.min_lr_ratio) {
-            return fail(format!("training.min_lr_ratio ({}) must be in [0, 1]", self.min_lr_ratio));
+            return fail(format!(
+                "training.min_lr_ratio ({}) must be in [0, 1]",
+                self.min_lr_ratio
+            ));
         }
-        for (name, v) in [("weight_decay", self.weight_decay), ("max_grad_norm", self.max_grad_norm)] {
+        for (name, v) in [
+            ("weight_decay", self.weight_decay),
+            ("max_grad_norm", self.max_grad_norm),
+        ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return fail(format!("training.{name} ({v}) must be ≥ 0"));
             }
@@ -116,10 +125,16 @@ impl TrainingConfig {
             }
         }
         if !(self.epsilon > 0.0) {
-            return fail(format!("training.epsilon ({}) must be positive", self.epsilon));
+            return fail(format!(
+                "training.epsilon ({}) must be positive",
+                self.epsilon
+            ));
         }
         for (name, v) in [
-            ("gradient_accumulation_steps", self.gradient_accumulation_steps),
+            (
+                "gradient_accumulation_steps",
+                self.gradient_accumulation_steps,
+            ),
             ("batch_size", self.batch_size),
             ("eval_batch_size", self.eval_batch_size),
             ("num_epochs", self.num_epochs),
@@ -171,11 +186,17 @@ pub struct DataConfig {
     pub source: String,
     /// Fraction of documents held out for validation. Default: 0.05.
     pub valid_fraction: f64,
+    /// Use only the first this many documents (0: all). Default: 0.
+    pub max_documents: usize,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        Self { source: "builtin:kjv".into(), valid_fraction: 0.05 }
+        Self {
+            source: "builtin:kjv".into(),
+            valid_fraction: 0.05,
+            max_documents: 0,
+        }
     }
 }
 
@@ -222,10 +243,15 @@ impl RunConfig {
 
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TrainError::Io { action: "reading", path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+            action: "reading",
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml_str(&text).map_err(|e| match e {
-            TrainError::InvalidConfig(m) => TrainError::InvalidConfig(format!("{}: {m}", path.display())),
+            TrainError::InvalidConfig(m) => {
+                TrainError::InvalidConfig(format!("{}: {m}", path.display()))
+            }
             other => other,
         })
     }

@@ -25,7 +25,9 @@ pub enum TrainError {
     #[error(transparent)]
     Data(#[from] blt_data::DataError),
     /// The loss became NaN or infinite.
-    #[error("the {stage} loss became {value} at step {step}; the last good checkpoint is kept in {checkpoints}")]
+    #[error(
+        "the {stage} loss became {value} at step {step}; the last good checkpoint is kept in {checkpoints}"
+    )]
     NonFiniteLoss {
         /// Which model was training.
         stage: &'static str,

@@ -20,22 +20,25 @@ pub mod clip;
 pub mod config;
 mod error;
 pub mod loader;
-pub mod step;
 pub mod metrics;
 pub mod renderer;
 mod run;
 pub mod schedule;
 pub mod stage;
+pub mod step;
 
 pub use clip::{clip_grad_norm, grad_norm};
+pub use config::{DataConfig, RunConfig, TrainingConfig};
+pub use error::{Result, TrainError};
+pub use loader::{EpochLoader, MakeBatch};
 pub use metrics::{
     AccuracyMetric, BitsPerByteMetric, BytesPerSecondMetric, ConfidenceMetric, LmOutput, LmStats,
     LossMetric, PatchLengthMetric, PerplexityMetric,
 };
 pub use renderer::{Dashboard, PlainRenderer, stdout_is_terminal};
+pub use run::{
+    ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, RunSummary, SUMMARY_FILE, TrainOptions, byte_lm_batch,
+    train,
+};
 pub use schedule::{ScheduleError, WarmupCosine, WarmupCosineConfig};
-pub use config::{DataConfig, RunConfig, TrainingConfig};
-pub use error::{Result, TrainError};
-pub use loader::{EpochLoader, MakeBatch};
 pub use step::{BltTrainer, ByteLmBatch, EntropyTrainer, LossGuard};
-pub use run::{ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, RunSummary, SUMMARY_FILE, TrainOptions, byte_lm_batch, train};

@@ -15,7 +15,8 @@ use burn::{
 };
 
 /// Builds one batch from rows on a device.
-pub type MakeBatch<B, O> = Arc<dyn Fn(&[Row], &<B as burn::tensor::backend::BackendTypes>::Device) -> O + Send + Sync>;
+pub type MakeBatch<B, O> =
+    Arc<dyn Fn(&[Row], &<B as burn::tensor::backend::BackendTypes>::Device) -> O + Send + Sync>;
 
 /// The loader.
 pub struct EpochLoader<B: Backend, O> {
@@ -56,7 +57,8 @@ impl<B: Backend, O> EpochLoader<B, O> {
             None => offset,
             Some(seed) => {
                 if cache.as_ref().is_none_or(|(p, _)| *p != pass) {
-                    let pass_seed = seed.wrapping_add((pass as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let pass_seed =
+                        seed.wrapping_add((pass as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                     *cache = Some((pass, permutation(n, pass_seed)));
                 }
                 cache.as_ref().expect("just filled").1[offset]
@@ -79,22 +81,35 @@ impl<B: Backend, O> Iterator for EpochIter<'_, B, O> {
         if self.done >= self.loader.per_epoch || self.loader.groups.is_empty() {
             return None;
         }
-        let group = self.loader.group_at(self.start + self.done, &mut self.cache);
+        let group = self
+            .loader
+            .group_at(self.start + self.done, &mut self.cache);
         self.done += 1;
-        Some((self.loader.make)(&self.loader.groups[group], &self.loader.device))
+        Some((self.loader.make)(
+            &self.loader.groups[group],
+            &self.loader.device,
+        ))
     }
 }
 
 impl<B: Backend, O> DataLoaderIterator<O> for EpochIter<'_, B, O> {
     fn progress(&self) -> Progress {
-        Progress { items_processed: self.done, items_total: self.loader.per_epoch }
+        Progress {
+            items_processed: self.done,
+            items_total: self.loader.per_epoch,
+        }
     }
 }
 
 impl<B: Backend, O: Send + 'static> DataLoader<B, O> for EpochLoader<B, O> {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
-        Box::new(EpochIter { loader: self, start: epoch * self.per_epoch, done: 0, cache: None })
+        Box::new(EpochIter {
+            loader: self,
+            start: epoch * self.per_epoch,
+            done: 0,
+            cache: None,
+        })
     }
 
     fn num_items(&self) -> usize {
@@ -133,7 +148,13 @@ mod tests {
 
     fn loader(first_epoch: usize) -> EpochLoader<NdArray, usize> {
         let groups: Vec<Vec<Row>> = (0..7)
-            .map(|i| vec![Row { document: i, index: i, ids: vec![1, 2] }])
+            .map(|i| {
+                vec![Row {
+                    document: i,
+                    index: i,
+                    ids: vec![1, 2],
+                }]
+            })
             .collect();
         let make: MakeBatch<NdArray, usize> = Arc::new(|rows, _| rows[0].index);
         EpochLoader::new(groups, make, 5, Some(3), first_epoch, Default::default())

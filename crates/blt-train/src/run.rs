@@ -28,7 +28,10 @@ use blt_model::{
 };
 use burn::{
     data::dataset::Dataset,
-    tensor::{Bool, Int, Tensor, TensorData, backend::{AutodiffBackend, Backend}},
+    tensor::{
+        Bool, Int, Tensor, TensorData,
+        backend::{AutodiffBackend, Backend},
+    },
     train::Interrupter,
 };
 use serde::Serialize;
@@ -103,13 +106,20 @@ pub struct RunSummary {
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> TrainError {
     let path = path.to_path_buf();
-    move |source| TrainError::Io { action, path, source }
+    move |source| TrainError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// Checks the run directory before any training starts: creatable, writable, and not an
 /// earlier run unless resuming.
 fn prepare_run_dir(run_dir: &Path, resume: bool) -> Result<()> {
-    let bad = |reason: String| TrainError::RunDir { path: run_dir.to_path_buf(), reason };
+    let bad = |reason: String| TrainError::RunDir {
+        path: run_dir.to_path_buf(),
+        reason,
+    };
     std::fs::create_dir_all(run_dir).map_err(|e| bad(format!("cannot create it ({e})")))?;
     let probe = run_dir.join(".write-test");
     std::fs::write(&probe, b"").map_err(|e| bad(format!("is not writable ({e})")))?;
@@ -119,7 +129,9 @@ fn prepare_run_dir(run_dir: &Path, resume: bool) -> Result<()> {
         return Err(TrainError::NothingToResume(run_dir.to_path_buf()));
     }
     if !resume && existing {
-        return Err(bad("holds an earlier run; pass --resume to continue it or pick another directory".into()));
+        return Err(bad(
+            "holds an earlier run; pass --resume to continue it or pick another directory".into(),
+        ));
     }
     Ok(())
 }
@@ -141,11 +153,19 @@ fn loaders_groups(
 ) -> Result<(Vec<Vec<Row>>, Vec<Vec<Row>>)> {
     let train = plan_groups(
         split_train,
-        &BatchPlanConfig { batch_size: t.batch_size, max_batch_bytes: t.max_batch_bytes, seed: None },
+        &BatchPlanConfig {
+            batch_size: t.batch_size,
+            max_batch_bytes: t.max_batch_bytes,
+            seed: None,
+        },
     )?;
     let mut valid = plan_groups(
         split_valid,
-        &BatchPlanConfig { batch_size: t.eval_batch_size, max_batch_bytes: None, seed: None },
+        &BatchPlanConfig {
+            batch_size: t.eval_batch_size,
+            max_batch_bytes: None,
+            seed: None,
+        },
     )?;
     if t.eval_batches > 0 {
         valid.truncate(t.eval_batches);
@@ -160,7 +180,12 @@ fn loaders_groups(
 
 /// Builds an entropy-model batch: windowed causal mask, reset at documents (and newlines when
 /// `reset` is set), targets shifted by one.
-pub fn byte_lm_batch<B: Backend>(rows: &[Row], window: usize, reset: bool, device: &B::Device) -> ByteLmBatch<B> {
+pub fn byte_lm_batch<B: Backend>(
+    rows: &[Row],
+    window: usize,
+    reset: bool,
+    device: &B::Device,
+) -> ByteLmBatch<B> {
     let batch = rows.len();
     let seq = rows.iter().map(|r| r.input().len()).max().unwrap_or(1);
     let mut ids = vec![0i64; batch * seq];
@@ -194,7 +219,11 @@ fn stage_settings<'a>(
     steps: usize,
     options: &TrainOptions,
 ) -> StageSettings<'a> {
-    let resume_epoch = if options.resume { last_checkpoint(&dir) } else { None };
+    let resume_epoch = if options.resume {
+        last_checkpoint(&dir)
+    } else {
+        None
+    };
     let done = resume_epoch.unwrap_or(0) * training.steps_per_epoch;
     StageSettings {
         name,
@@ -204,7 +233,11 @@ fn stage_settings<'a>(
         resume_epoch,
         dashboard: options.dashboard,
         interrupter: options.interrupter.clone(),
-        guard: LossGuard::new(options.interrupter.clone(), training.gradient_accumulation_steps, done),
+        guard: LossGuard::new(
+            options.interrupter.clone(),
+            training.gradient_accumulation_steps,
+            done,
+        ),
     }
 }
 
@@ -219,7 +252,13 @@ fn train_entropy_model<B: AutodiffBackend>(
 ) -> Result<(EntropyModel<B::InnerBackend>, StageOutcome)> {
     let t = &config.training;
     let m = &config.model;
-    let settings = stage_settings("entropy", run_dir.join("entropy-training"), t, t.entropy_steps, options);
+    let settings = stage_settings(
+        "entropy",
+        run_dir.join("entropy-training"),
+        t,
+        t.entropy_steps,
+        options,
+    );
     let first_epoch = settings.resume_epoch.unwrap_or(0);
     B::seed(device, t.seed);
     let trainer = EntropyTrainer {
@@ -229,15 +268,29 @@ fn train_entropy_model<B: AutodiffBackend>(
         guard: Some(settings.guard.clone()),
     };
     let (window, reset) = (m.entropy_context_size, m.reset_entropy_context);
-    let make: MakeBatch<B, ByteLmBatch<B>> = Arc::new(move |rows, d| byte_lm_batch(rows, window, reset, d));
+    let make: MakeBatch<B, ByteLmBatch<B>> =
+        Arc::new(move |rows, d| byte_lm_batch(rows, window, reset, d));
     let make_valid: MakeBatch<B::InnerBackend, ByteLmBatch<B::InnerBackend>> =
         Arc::new(move |rows, d| byte_lm_batch(rows, window, reset, d));
     let per_epoch = t.steps_per_epoch * t.gradient_accumulation_steps;
-    let train = EpochLoader::<B, _>::new(train_groups.to_vec(), make, per_epoch, Some(t.seed), first_epoch, device.clone());
-    let valid = EpochLoader::<B::InnerBackend, _>::new(
-        valid_groups.to_vec(), make_valid, valid_groups.len(), None, 0, device.clone(),
+    let train = EpochLoader::<B, _>::new(
+        train_groups.to_vec(),
+        make,
+        per_epoch,
+        Some(t.seed),
+        first_epoch,
+        device.clone(),
     );
-    let (trainer, outcome) = run_stage::<B, _, _>(settings, trainer, Arc::new(train), Arc::new(valid), device)?;
+    let valid = EpochLoader::<B::InnerBackend, _>::new(
+        valid_groups.to_vec(),
+        make_valid,
+        valid_groups.len(),
+        None,
+        0,
+        device.clone(),
+    );
+    let (trainer, outcome) =
+        run_stage::<B, _, _>(settings, trainer, Arc::new(train), Arc::new(valid), device)?;
     save_entropy_model(&run_dir.join("entropy"), m, &trainer.model)?;
     Ok((trainer.model, outcome))
 }
@@ -254,12 +307,20 @@ pub fn train<B: AutodiffBackend>(
     config.validate()?;
     let source = DataSource::parse(&config.data.source)?;
     prepare_run_dir(run_dir, options.resume)?;
-    let config = if options.resume { RunConfig::load(&run_dir.join(RUN_CONFIG_FILE))? } else { config };
+    let config = if options.resume {
+        RunConfig::load(&run_dir.join(RUN_CONFIG_FILE))?
+    } else {
+        config
+    };
     let t = &config.training;
     let m: &BltConfig = &config.model;
 
-    let dataset = ByteDataset::from_source(
-        &source,
+    let mut documents = source.load()?;
+    if config.data.max_documents > 0 {
+        documents.truncate(config.data.max_documents);
+    }
+    let dataset = ByteDataset::new(
+        documents,
         DatasetConfig {
             min_length: t.min_text_length,
             max_length: t.max_sequence_length,
@@ -277,24 +338,31 @@ pub fn train<B: AutodiffBackend>(
 
     // Stage one: the entropy model (entropy patching only).
     let mut entropy_stage = None;
-    let entropy_model: Option<EntropyModel<B::InnerBackend>> = if m.patching == PatchingKind::Entropy {
-        let entropy_dir = run_dir.join("entropy");
-        let model = if let Some(dir) = &options.entropy_model {
-            let (_, model) = load_entropy_model::<B::InnerBackend>(dir, &device)?;
-            save_entropy_model(&entropy_dir, m, &model)?;
-            model
-        } else if options.resume && entropy_dir.join(blt_model::MANIFEST_FILE).exists() {
-            load_entropy_model::<B::InnerBackend>(&entropy_dir, &device)?.1
+    let entropy_model: Option<EntropyModel<B::InnerBackend>> =
+        if m.patching == PatchingKind::Entropy {
+            let entropy_dir = run_dir.join("entropy");
+            let model = if let Some(dir) = &options.entropy_model {
+                let (_, model) = load_entropy_model::<B::InnerBackend>(dir, &device)?;
+                save_entropy_model(&entropy_dir, m, &model)?;
+                model
+            } else if options.resume && entropy_dir.join(blt_model::MANIFEST_FILE).exists() {
+                load_entropy_model::<B::InnerBackend>(&entropy_dir, &device)?.1
+            } else {
+                let (model, outcome) = train_entropy_model::<B>(
+                    &config,
+                    &train_groups,
+                    &valid_groups,
+                    run_dir,
+                    &device,
+                    &options,
+                )?;
+                entropy_stage = Some(outcome);
+                model
+            };
+            Some(model)
         } else {
-            let (model, outcome) =
-                train_entropy_model::<B>(&config, &train_groups, &valid_groups, run_dir, &device, &options)?;
-            entropy_stage = Some(outcome);
-            model
+            None
         };
-        Some(model)
-    } else {
-        None
-    };
     if options.interrupter.should_stop() {
         tracing::warn!("stopped during the entropy stage; resume with --resume");
     }
@@ -312,7 +380,11 @@ pub fn train<B: AutodiffBackend>(
                 m.reset_entropy_context,
                 |rows| compute_entropies(model, rows, m.reset_entropy_context, 16, &device),
             )?;
-            tracing::info!(rows = rows.len(), seconds = started.elapsed().as_secs_f64(), "entropy cache ready");
+            tracing::info!(
+                rows = rows.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "entropy cache ready"
+            );
             Some(Arc::new(cache))
         }
         None => None,
@@ -321,7 +393,13 @@ pub fn train<B: AutodiffBackend>(
     // Stage two: the BLT.
     let batcher = Arc::new(BltBatcher::new(m, cache)?);
     batcher.check_rows(dataset.rows())?;
-    let settings = stage_settings("blt", run_dir.join("blt-training"), t, t.max_steps, &options);
+    let settings = stage_settings(
+        "blt",
+        run_dir.join("blt-training"),
+        t,
+        t.max_steps,
+        &options,
+    );
     let first_epoch = settings.resume_epoch.unwrap_or(0);
     B::seed(&device, t.seed.wrapping_add(1));
     let trainer = BltTrainer {
@@ -331,18 +409,36 @@ pub fn train<B: AutodiffBackend>(
         guard: Some(settings.guard.clone()),
     };
     let b = batcher.clone();
-    let make: MakeBatch<B, blt_data::BltBatch<B>> =
-        Arc::new(move |rows, d| b.try_batch(rows, d).expect("rows were checked before training"));
+    let make: MakeBatch<B, blt_data::BltBatch<B>> = Arc::new(move |rows, d| {
+        b.try_batch(rows, d)
+            .expect("rows were checked before training")
+    });
     let b = batcher.clone();
     let make_valid: MakeBatch<B::InnerBackend, blt_data::BltBatch<B::InnerBackend>> =
-        Arc::new(move |rows, d| b.try_batch(rows, d).expect("rows were checked before training"));
+        Arc::new(move |rows, d| {
+            b.try_batch(rows, d)
+                .expect("rows were checked before training")
+        });
     let per_epoch = t.steps_per_epoch * t.gradient_accumulation_steps;
     let mean_patch_length = mean_patch_len(&batcher, &train_groups);
-    let train = EpochLoader::<B, _>::new(train_groups, make, per_epoch, Some(t.seed), first_epoch, device.clone());
-    let valid = EpochLoader::<B::InnerBackend, _>::new(
-        valid_groups.clone(), make_valid, valid_groups.len(), None, 0, device.clone(),
+    let train = EpochLoader::<B, _>::new(
+        train_groups,
+        make,
+        per_epoch,
+        Some(t.seed),
+        first_epoch,
+        device.clone(),
     );
-    let (best, blt_stage) = run_stage::<B, _, _>(settings, trainer, Arc::new(train), Arc::new(valid), &device)?;
+    let valid = EpochLoader::<B::InnerBackend, _>::new(
+        valid_groups.clone(),
+        make_valid,
+        valid_groups.len(),
+        None,
+        0,
+        device.clone(),
+    );
+    let (best, blt_stage) =
+        run_stage::<B, _, _>(settings, trainer, Arc::new(train), Arc::new(valid), &device)?;
     save_model(run_dir, m, &best.model, entropy_model.as_ref())?;
 
     let parameters = ParameterCounts::of(&best.model, entropy_model.as_ref());
@@ -354,7 +450,8 @@ pub fn train<B: AutodiffBackend>(
         entropy_stage,
         blt_stage,
         parameters,
-        forward_flops_per_byte: FlopsPerByte::estimate(m, mean_patch_length, t.max_sequence_length).forward(),
+        forward_flops_per_byte: FlopsPerByte::estimate(m, mean_patch_length, t.max_sequence_length)
+            .forward(),
         mean_patch_length,
         dataset: dataset.stats().clone(),
     };

@@ -74,22 +74,33 @@ struct RecordingStrategy {
 }
 
 impl CheckpointingStrategy for RecordingStrategy {
-    fn checkpointing(&mut self, epoch: usize, store: &EventStoreClient) -> Vec<CheckpointingAction> {
-        let get = |name: &str, split: Split| store.find_metric(name, epoch, Aggregate::Mean, &split);
-        self.epochs.lock().expect("epoch log lock").push(EpochMetrics {
-            epoch,
-            train_loss: get(LossMetric::NAME, Split::Train),
-            valid_loss: get(LossMetric::NAME, Split::Valid),
-            valid_bits_per_byte: get(BitsPerByteMetric::NAME, Split::Valid),
-            valid_accuracy: get(AccuracyMetric::NAME, Split::Valid),
-            valid_patch_length: get(PatchLengthMetric::NAME, Split::Valid),
-            train_bytes_per_second: get(BytesPerSecondMetric::NAME, Split::Train),
-        });
+    fn checkpointing(
+        &mut self,
+        epoch: usize,
+        store: &EventStoreClient,
+    ) -> Vec<CheckpointingAction> {
+        let get =
+            |name: &str, split: Split| store.find_metric(name, epoch, Aggregate::Mean, &split);
+        self.epochs
+            .lock()
+            .expect("epoch log lock")
+            .push(EpochMetrics {
+                epoch,
+                train_loss: get(LossMetric::NAME, Split::Train),
+                valid_loss: get(LossMetric::NAME, Split::Valid),
+                valid_bits_per_byte: get(BitsPerByteMetric::NAME, Split::Valid),
+                valid_accuracy: get(AccuracyMetric::NAME, Split::Valid),
+                valid_patch_length: get(PatchLengthMetric::NAME, Split::Valid),
+                train_bytes_per_second: get(BytesPerSecondMetric::NAME, Split::Train),
+            });
         let actions = self.inner.checkpointing(epoch, store);
         if epoch % self.every == 0 {
             actions
         } else {
-            actions.into_iter().filter(|a| !matches!(a, CheckpointingAction::Save)).collect()
+            actions
+                .into_iter()
+                .filter(|a| !matches!(a, CheckpointingAction::Save))
+                .collect()
         }
     }
 }
@@ -132,7 +143,12 @@ pub fn last_checkpoint(dir: &Path) -> Option<usize> {
     let entries = std::fs::read_dir(dir.join("checkpoint")).ok()?;
     entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|name| name.strip_prefix("optim-")?.strip_suffix(".mpk")?.parse().ok())
+        .filter_map(|name| {
+            name.strip_prefix("optim-")?
+                .strip_suffix(".mpk")?
+                .parse()
+                .ok()
+        })
         .max()
 }
 
@@ -214,7 +230,9 @@ where
             Aggregate::Mean,
             Direction::Lowest,
             Split::Valid,
-            StoppingCondition::NoImprovementSince { n_epochs: t.patience },
+            StoppingCondition::NoImprovementSince {
+                n_epochs: t.patience,
+            },
         ));
     }
     if let Some(epoch) = settings.resume_epoch {
@@ -223,7 +241,12 @@ where
     if settings.dashboard == Dashboard::Plain {
         training = training.renderer(PlainRenderer::new(Box::new(std::io::stdout()), t.log_every));
     }
-    tracing::info!(stage = settings.name, epochs, steps = settings.steps, "training");
+    tracing::info!(
+        stage = settings.name,
+        epochs,
+        steps = settings.steps,
+        "training"
+    );
     let result = training.launch(Learner::new(model, optim, schedule));
     drop(result.renderer);
 
@@ -244,13 +267,27 @@ where
     let interrupted = settings.interrupter.should_stop();
     let best = match best_epoch {
         Some(epoch) => {
-            let path = settings.dir.join("checkpoint").join(format!("model-{epoch}"));
-            let record = CheckpointRecorder::new().load(path.clone(), device).map_err(|e| {
-                TrainError::RunDir { path: path.clone(), reason: format!("cannot read the best checkpoint: {e}") }
-            })?;
+            let path = settings
+                .dir
+                .join("checkpoint")
+                .join(format!("model-{epoch}"));
+            let record = CheckpointRecorder::new()
+                .load(path.clone(), device)
+                .map_err(|e| TrainError::RunDir {
+                    path: path.clone(),
+                    reason: format!("cannot read the best checkpoint: {e}"),
+                })?;
             template.load_record(record).valid()
         }
         None => result.model,
     };
-    Ok((best, StageOutcome { epochs: epochs_log, best_epoch, steps: settings.guard.steps(), interrupted }))
+    Ok((
+        best,
+        StageOutcome {
+            epochs: epochs_log,
+            best_epoch,
+            steps: settings.guard.steps(),
+            interrupted,
+        },
+    ))
 }

@@ -84,10 +84,18 @@ impl LossGuard {
 /// Reads the loss sums to the host once (one transfer for the three scalars).
 fn host_stats<B: Backend>(sums: &LossSums<B>, patches: usize, positions: usize) -> LmStats {
     let floats = Tensor::cat(
-        vec![sums.loss_sum.clone(), sums.confidence_sum.clone(), sums.correct.clone().float()],
+        vec![
+            sums.loss_sum.clone(),
+            sums.confidence_sum.clone(),
+            sums.correct.clone().float(),
+        ],
         0,
     );
-    let values: Vec<f32> = floats.into_data().convert::<f32>().to_vec().expect("f32 sums");
+    let values: Vec<f32> = floats
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .expect("f32 sums");
     LmStats {
         loss_sum: values[0] as f64,
         bytes: sums.count,

@@ -42,7 +42,7 @@ pub struct CrossAttentionConfig {
 impl CrossAttentionConfig {
     /// Checks that the sizes are consistent.
     pub fn validate(&self) -> Result<(), CoreError> {
-        if self.num_heads == 0 || self.d_query % self.num_heads != 0 {
+        if self.num_heads == 0 || !self.d_query.is_multiple_of(self.num_heads) {
             return Err(CoreError::NotDivisible {
                 field: "num_heads",
                 value: self.num_heads,
@@ -159,7 +159,7 @@ impl<B: Backend> CrossAttention<B> {
         let [batch, tq, d] = queries.dims();
         let tk = context.dims()[1];
         assert!(
-            tk % group_size == 0,
+            tk.is_multiple_of(group_size),
             "context length {tk} is not a multiple of {group_size}"
         );
         let groups = tk / group_size;

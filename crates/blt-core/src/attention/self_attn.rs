@@ -54,7 +54,7 @@ pub struct SelfAttentionConfig {
 impl SelfAttentionConfig {
     /// Checks that the sizes are consistent.
     pub fn validate(&self) -> Result<(), CoreError> {
-        if self.num_heads == 0 || self.d_model % self.num_heads != 0 {
+        if self.num_heads == 0 || !self.d_model.is_multiple_of(self.num_heads) {
             return Err(CoreError::NotDivisible {
                 field: "num_heads",
                 value: self.num_heads,
@@ -67,7 +67,7 @@ impl SelfAttentionConfig {
             AttentionKind::Standard => 2,
             AttentionKind::Differential => 4,
         };
-        if head_dim % multiple != 0 {
+        if !head_dim.is_multiple_of(multiple) {
             return Err(CoreError::OutOfRange {
                 field: "head dimension (hidden_size / num_heads)",
                 value: head_dim.to_string(),

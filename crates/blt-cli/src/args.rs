@@ -1,0 +1,224 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Byte Latent Transformer: a tokenizer-free language model on raw bytes.
+#[derive(Debug, Parser)]
+#[command(name = "blt-cli", version, about, long_about = None)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Compute backend: auto, ndarray, flex, wgpu or cuda (auto: CUDA when a GPU is present and
+    /// compiled in, else the CPU backend).
+    #[arg(long, global = true, default_value = "auto")]
+    pub backend: String,
+    /// Random seed (sampling, initialisation, data order); overrides the config.
+    #[arg(long, global = true)]
+    pub seed: Option<u64>,
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less logging (errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a BLT (and its entropy model) into a run directory.
+    #[command(
+        after_help = "Examples:\n  blt-cli train --config configs/tiny.toml --run-dir runs/tiny\n  blt-cli train --config configs/small.toml --data corpus/ --run-dir runs/mine\n  blt-cli train --run-dir runs/tiny --resume"
+    )]
+    Train(TrainArgs),
+    /// Generate text from a prompt, streamed as it is produced.
+    #[command(
+        after_help = "Examples:\n  blt-cli generate --model runs/tiny --prompt 'In the beginning'\n  echo 'And God said' | blt-cli generate --model runs/tiny --prompt - --top-p 0.9\n  blt-cli generate --model runs/tiny --interactive"
+    )]
+    Generate(GenerateArgs),
+    /// Evaluate bits per byte, loss, accuracy and more on a data source.
+    #[command(
+        after_help = "Examples:\n  blt-cli eval --model runs/tiny --data builtin:kjv\n  blt-cli eval --model runs/tiny --data notes.txt --json"
+    )]
+    Eval(EvalArgs),
+    /// Show per-byte entropies and patch cuts of a text (and plot them).
+    #[command(
+        after_help = "Examples:\n  blt-cli entropy --model runs/tiny --text 'In the beginning God created'\n  blt-cli entropy --model runs/tiny --text 'Hello' --plot entropy.svg"
+    )]
+    Entropy(EntropyArgs),
+    /// Show how a text is cut into patches.
+    #[command(
+        after_help = "Examples:\n  blt-cli patch --scheme space --text 'Hello big world'\n  blt-cli patch --scheme fixed --stride 4 --text 'Hello big world'\n  blt-cli patch --scheme entropy --model runs/tiny --text 'Hello'"
+    )]
+    Patch(PatchArgs),
+    /// Find the entropy threshold that gives a target mean patch length.
+    #[command(
+        after_help = "Examples:\n  blt-cli calibrate --model runs/tiny --data builtin:kjv --target-patch-size 4.5\n  blt-cli calibrate --model runs/tiny --data builtin:kjv --target-patch-size 6 --write"
+    )]
+    Calibrate(CalibrateArgs),
+    /// Show a model's config, parameter counts, FLOPs per byte and training summary.
+    #[command(
+        after_help = "Examples:\n  blt-cli info --model runs/tiny\n  blt-cli info --model runs/tiny --json"
+    )]
+    Info(InfoArgs),
+}
+
+/// `train` options.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Run config (TOML with [model], [training], [data]); not needed with --resume.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data source, overriding the config: builtin:kjv, a file, a directory, a .jsonl file.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Run directory (default: runs/<config name>).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Continue the run in --run-dir from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Reuse this entropy model (a run or model directory) instead of training one.
+    #[arg(long)]
+    pub entropy_model: Option<PathBuf>,
+    /// Override training.max_steps.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Plain log lines even on a terminal (no dashboard).
+    #[arg(long)]
+    pub plain: bool,
+}
+
+/// `generate` options.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Model or run directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Prompt text; `-` reads it from stdin.
+    #[arg(long, conflicts_with = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the prompt (raw bytes) from a file.
+    #[arg(long)]
+    pub prompt_file: Option<PathBuf>,
+    /// Most bytes to generate.
+    #[arg(long, default_value_t = 256)]
+    pub max_bytes: usize,
+    /// Sampling temperature (0: greedy).
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Sample among the k most likely bytes.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample from the smallest set of bytes with this total probability.
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Penalise bytes already seen (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    /// Stop after this byte string appears.
+    #[arg(long)]
+    pub stop: Option<String>,
+    /// Recompute the whole prefix for every byte (slow; for comparison).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Interactive screen: prompt box, entropy-coloured output, live speed.
+    #[arg(long)]
+    pub interactive: bool,
+}
+
+/// `eval` options.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model or run directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Data source: builtin:kjv, a file, a directory, a .jsonl file.
+    #[arg(long)]
+    pub data: String,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Evaluate at most this many rows (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub max_rows: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `entropy` options.
+#[derive(Debug, Args)]
+pub struct EntropyArgs {
+    /// Model or run directory (its entropy model is used).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Text to analyse.
+    #[arg(long)]
+    pub text: String,
+    /// Also draw the entropy curve to this .svg or .png file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// `patch` options.
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    /// entropy, fixed, space or byte.
+    #[arg(long)]
+    pub scheme: String,
+    /// Patch length for the fixed scheme.
+    #[arg(long, default_value_t = 4)]
+    pub stride: usize,
+    /// Entropy threshold (default: the model's).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Model or run directory (required for the entropy scheme).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Text to cut.
+    #[arg(long)]
+    pub text: String,
+}
+
+/// `calibrate` options.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Model or run directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Data source to measure patch lengths on.
+    #[arg(long)]
+    pub data: String,
+    /// Wanted mean patch length in bytes.
+    #[arg(long)]
+    pub target_patch_size: f64,
+    /// Rows to use (0: all).
+    #[arg(long, default_value_t = 256)]
+    pub max_rows: usize,
+    /// Write the threshold into the model's config (model.toml and config.toml).
+    #[arg(long)]
+    pub write: bool,
+}
+
+/// `info` options.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Model or run directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,122 @@
+//! `blt-cli generate`.
+
+use std::{io::Read, path::PathBuf, time::Instant};
+
+use anyhow::{Context, Result, bail};
+use blt_model::{DecodeMode, GenerationConfig, Generator, SamplingConfig, load_model};
+use burn::tensor::backend::Backend;
+
+use crate::{
+    args::{GenerateArgs, GlobalArgs},
+    backend::{BackendTask, dispatch},
+    output::ByteSink,
+};
+
+/// Reads the prompt from `--prompt`, `--prompt -` (stdin) or `--prompt-file` (raw bytes).
+pub fn read_prompt(prompt: &Option<String>, file: &Option<PathBuf>) -> Result<Vec<u8>> {
+    let bytes = match (prompt.as_deref(), file) {
+        (Some("-"), _) => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading the prompt from stdin")?;
+            buf
+        }
+        (Some(text), _) => text.as_bytes().to_vec(),
+        (None, Some(path)) => std::fs::read(path)
+            .with_context(|| format!("reading prompt file {}", path.display()))?,
+        (None, None) => bail!("give --prompt TEXT, --prompt - (stdin) or --prompt-file FILE"),
+    };
+    if bytes.is_empty() {
+        bail!("the prompt is empty");
+    }
+    Ok(bytes)
+}
+
+struct GenerateTask {
+    model: PathBuf,
+    prompt: Vec<u8>,
+    generation: GenerationConfig,
+    mode: DecodeMode,
+}
+
+impl BackendTask for GenerateTask {
+    type Output = ();
+
+    fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
+        let loaded = load_model::<B>(&self.model, &device)
+            .with_context(|| format!("loading model {}", self.model.display()))?;
+        let generator = Generator::new(
+            &loaded.model,
+            loaded.entropy_model.as_ref(),
+            &loaded.config,
+            device,
+        )?;
+        generator.check_prompt(&self.prompt)?;
+        let mut sink = ByteSink::stdout();
+        let started = Instant::now();
+        let mut write_error = None;
+        let summary =
+            generator.generate(&self.prompt, &self.generation, self.mode, |b| {
+                match sink.push(b.byte) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        write_error = Some(e);
+                        false
+                    }
+                }
+            })?;
+        if let Some(e) = write_error
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(e).context("writing to stdout");
+        }
+        let _ = sink.finish();
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!();
+        eprintln!(
+            "generated {} bytes in {:.2}s ({:.1} bytes/s), mean patch length {:.2}, stop: {:?}",
+            summary.bytes.len(),
+            seconds,
+            summary.bytes.len() as f64 / seconds.max(1e-9),
+            summary.mean_patch_len(),
+            summary.stop
+        );
+        Ok(())
+    }
+}
+
+/// Runs the command.
+pub fn run(global: &GlobalArgs, args: GenerateArgs) -> Result<()> {
+    let prompt = read_prompt(&args.prompt, &args.prompt_file)?;
+    let sampling = SamplingConfig {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        repetition_penalty: args.repetition_penalty,
+        seed: global.seed.unwrap_or(0),
+    };
+    sampling.validate()?;
+    let generation = GenerationConfig {
+        max_bytes: args.max_bytes,
+        sampling,
+        stop: args.stop.map(String::into_bytes),
+    };
+    let mode = if args.no_cache {
+        DecodeMode::FullRecompute
+    } else {
+        DecodeMode::Incremental
+    };
+    if args.interactive {
+        bail!("--interactive is not available in this build yet");
+    }
+    dispatch(
+        &global.backend,
+        GenerateTask {
+            model: args.model,
+            prompt,
+            generation,
+            mode,
+        },
+    )
+}

@@ -1,0 +1,106 @@
+//! `blt-cli train`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use blt_train::{Dashboard, RunConfig, TrainOptions};
+use burn::{backend::Autodiff, tensor::backend::Backend, train::Interrupter};
+
+use crate::{
+    args::{GlobalArgs, TrainArgs},
+    backend::{BackendTask, dispatch},
+};
+
+struct TrainTask {
+    config: RunConfig,
+    run_dir: PathBuf,
+    options: TrainOptions,
+}
+
+impl BackendTask for TrainTask {
+    type Output = blt_train::RunSummary;
+
+    fn run<B: Backend>(mut self, device: B::Device, name: &'static str) -> Result<Self::Output> {
+        self.options.backend = name.to_string();
+        let summary = if self.config.training.activation_checkpointing {
+            blt_train::train::<
+                Autodiff<B, burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing>,
+            >(self.config, device, &self.run_dir, self.options)?
+        } else {
+            blt_train::train::<Autodiff<B>>(self.config, device, &self.run_dir, self.options)?
+        };
+        Ok(summary)
+    }
+}
+
+/// Runs the command.
+pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
+    let run_dir = match (&args.run_dir, &args.config) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(config)) => PathBuf::from("runs").join(config.file_stem().unwrap_or_default()),
+        (None, None) => anyhow::bail!("give --config FILE (or --run-dir DIR --resume)"),
+    };
+    let mut config = match (&args.config, args.resume) {
+        (Some(path), _) => {
+            RunConfig::load(path).with_context(|| format!("reading config {}", path.display()))?
+        }
+        (None, true) => RunConfig::load(&run_dir.join(blt_train::RUN_CONFIG_FILE))
+            .with_context(|| format!("reading the run config of {}", run_dir.display()))?,
+        (None, false) => anyhow::bail!("give --config FILE"),
+    };
+    if let Some(data) = &args.data {
+        config.data.source = data.clone();
+    }
+    if let Some(steps) = args.max_steps {
+        config.training.max_steps = steps;
+        config.training.warmup_steps = config.training.warmup_steps.min(steps);
+    }
+    if let Some(seed) = global.seed {
+        config.training.seed = seed;
+    }
+    config.validate()?;
+    let interrupter = Interrupter::new();
+    let dashboard = if args.plain {
+        Dashboard::Plain
+    } else {
+        Dashboard::detect()
+    };
+    if dashboard == Dashboard::Plain {
+        // Ctrl-C stops at the next batch; the last checkpoint is kept and --resume continues.
+        let stop = interrupter.clone();
+        let _ = ctrlc::set_handler(move || stop.stop(Some("interrupted (Ctrl-C)")));
+    }
+    let options = TrainOptions {
+        resume: args.resume,
+        entropy_model: args.entropy_model.clone(),
+        dashboard,
+        interrupter,
+        backend: String::new(),
+    };
+    let summary = dispatch(
+        &global.backend,
+        TrainTask {
+            config,
+            run_dir: run_dir.clone(),
+            options,
+        },
+    )?;
+    let blt = summary.blt_stage.epochs.last();
+    eprintln!(
+        "trained in {:.0}s on {}: {} steps, valid bits/byte {}, mean patch length {:.2}; model in {}",
+        summary.wall_seconds,
+        summary.backend,
+        summary.blt_stage.steps,
+        blt.and_then(|e| e.valid_bits_per_byte)
+            .map_or("n/a".into(), |v| format!("{v:.3}")),
+        summary.mean_patch_length,
+        run_dir.display()
+    );
+    if summary.interrupted {
+        eprintln!(
+            "stopped early; continue with: blt-cli train --run-dir {} --resume",
+            run_dir.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Reading local files into documents: plain text (one document per file), JSONL (one document
+//! per line) and directories walked recursively under a [`GlobPattern`].
+
+use std::{
+    fs,
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use flate2::read::GzDecoder;
+
+use crate::{
+    error::{DataError, Result},
+    glob::GlobPattern,
+};
+
+/// Reads the documents of a `Files` source (see [`DataSource`](crate::DataSource)).
+pub(crate) fn load(
+    path: &Path,
+    pattern: Option<&GlobPattern>,
+    text_field: &str,
+) -> Result<Vec<Vec<u8>>> {
+    let meta = fs::metadata(path).map_err(|e| DataError::io("reading", path, e))?;
+    if pattern.is_none() && !meta.is_dir() {
+        return read_file(path, text_field);
+    }
+    if !meta.is_dir() {
+        return Err(DataError::Io {
+            action: "listing directory",
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+        });
+    }
+    let default = GlobPattern::new(GlobPattern::DEFAULT).expect("the default pattern is valid");
+    let pattern = pattern.unwrap_or(&default);
+    let mut matched = Vec::new();
+    walk(path, path, pattern, &mut matched)?;
+    if matched.is_empty() {
+        return Err(DataError::NoFiles {
+            root: path.to_path_buf(),
+            pattern: pattern.to_string(),
+        });
+    }
+    matched.sort();
+    tracing::debug!(root = %path.display(), %pattern, files = matched.len(), "matched files");
+    let mut documents = Vec::new();
+    for file in &matched {
+        documents.extend(read_file(file, text_field)?);
+    }
+    Ok(documents)
+}
+
+/// Collects the files under `dir` whose path relative to `root` matches. Symbolic links to
+/// files are followed; links to directories are not (no cycles).
+fn walk(root: &Path, dir: &Path, pattern: &GlobPattern, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| DataError::io("listing directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| DataError::io("listing directory", dir, e))?;
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .map_err(|e| DataError::io("reading", &path, e))?;
+        if kind.is_dir() {
+            walk(root, &path, pattern, out)?;
+            continue;
+        }
+        let is_file =
+            kind.is_file() || (kind.is_symlink() && fs::metadata(&path).is_ok_and(|m| m.is_file()));
+        if is_file && pattern.matches(&relative_name(root, &path)) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// `path` relative to `root`, components joined by `/` (lossy for non-UTF-8 names).
+fn relative_name(root: &Path, path: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether a file is read as JSONL (`*.jsonl` or `*.jsonl.gz`).
+pub(crate) fn is_jsonl(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    name.ends_with(".jsonl") || name.ends_with(".jsonl.gz")
+}
+
+/// Reads a file's bytes, decompressing `*.gz`.
+pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    let raw = fs::read(path).map_err(|e| DataError::io("reading", path, e))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut bytes = Vec::new();
+        GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut bytes)
+            .map_err(|e| DataError::io("decompressing", path, e))?;
+        Ok(bytes)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// One file's documents: the whole file, or one per JSONL line.
+fn read_file(path: &Path, text_field: &str) -> Result<Vec<Vec<u8>>> {
+    let bytes = read_bytes(path)?;
+    if is_jsonl(path) {
+        parse_jsonl(path, &bytes, text_field)
+    } else {
+        Ok(vec![bytes])
+    }
+}
+
+/// One document per non-blank line: the string `text_field` of the line's JSON object. Blank
+/// lines are skipped; anything else that is not such an object is an error naming the line.
+pub(crate) fn parse_jsonl(path: &Path, bytes: &[u8], text_field: &str) -> Result<Vec<Vec<u8>>> {
+    let mut documents = Vec::new();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let line_no = i + 1;
+        let value: serde_json::Value =
+            serde_json::from_slice(line).map_err(|source| DataError::JsonLine {
+                path: path.to_path_buf(),
+                line: line_no,
+                source,
+            })?;
+        let field_error = |problem: String| DataError::JsonField {
+            path: path.to_path_buf(),
+            line: line_no,
+            field: text_field.to_string(),
+            problem,
+        };
+        let serde_json::Value::Object(mut object) = value else {
+            return Err(field_error(format!(
+                "cannot be read: the line is {}, not an object",
+                json_kind(&value)
+            )));
+        };
+        match object.remove(text_field) {
+            Some(serde_json::Value::String(text)) => documents.push(text.into_bytes()),
+            Some(other) => {
+                return Err(field_error(format!(
+                    "is {}, not a string",
+                    json_kind(&other)
+                )));
+            }
+            None => return Err(field_error("is missing".into())),
+        }
+    }
+    Ok(documents)
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}

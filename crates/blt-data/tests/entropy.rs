@@ -1,0 +1,257 @@
+//! Entropies are computed per row (batching with padding changes nothing), newline resets work,
+//! and the cache detects corrupt, truncated and stale files and rebuilds them.
+
+use std::cell::Cell;
+
+use blt_data::{
+    ByteDataset, DataError, DatasetConfig, EntropyCache, Row, compute_entropies, sequence_entropies,
+};
+use blt_model::{BltConfig, EntropyModel, EntropyModelConfig};
+
+type TestBackend = burn::backend::NdArray;
+
+fn model() -> EntropyModel<TestBackend> {
+    let config = BltConfig {
+        entropy_context_size: 16,
+        ..BltConfig::tiny()
+    };
+    EntropyModelConfig::from_blt(&config).init::<TestBackend>(&Default::default())
+}
+
+fn rows() -> Vec<Row> {
+    let docs: Vec<Vec<u8>> = [
+        "In the beginning God created the heaven and the earth.\nAnd the earth was without form.",
+        "short doc\nwith lines\n",
+        "A third document, long enough to be cut into several rows of forty bytes or fewer.",
+        "x\ny\nz\n0123456789",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let config = DatasetConfig {
+        min_length: 1,
+        max_length: 40,
+        valid_fraction: 0.0,
+        seed: 0,
+    };
+    ByteDataset::new(docs, config).unwrap().rows().to_vec()
+}
+
+fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.len(), y.len());
+            x.iter().zip(y).map(|(p, q)| (p - q).abs())
+        })
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn batched_entropies_equal_per_row_entropies() {
+    let model = model();
+    let rows = rows();
+    let device = Default::default();
+    for reset in [false, true] {
+        let one_by_one: Vec<Vec<f32>> = rows
+            .iter()
+            .map(|r| {
+                sequence_entropies(&model, &[r.input()], reset, &device)
+                    .unwrap()
+                    .remove(0)
+            })
+            .collect();
+        for batch_rows in [1, 3, 64] {
+            let batched = compute_entropies(&model, &rows, reset, batch_rows, &device).unwrap();
+            if batch_rows == 1 {
+                assert_eq!(batched, one_by_one, "unpadded batches are bit-exact");
+            }
+            for (row, h) in rows.iter().zip(&batched) {
+                assert_eq!(h.len(), row.ids.len() - 1);
+                assert!(h.iter().all(|v| v.is_finite() && *v >= 0.0));
+            }
+            let diff = max_diff(&batched, &one_by_one);
+            // Equal up to float rounding: a longer padded length changes how the backend blocks
+            // its sums (about 1 ulp), never which bytes a row reads.
+            assert!(diff <= 1e-5, "reset {reset}, batch {batch_rows}: {diff}");
+        }
+    }
+}
+
+#[test]
+fn a_row_never_sees_another_row() {
+    let model = model();
+    let device = Default::default();
+    let a: Vec<u32> = b"\x01the same row"
+        .iter()
+        .map(|&b| u32::from(b) + 4)
+        .collect();
+    let b: Vec<u32> = b"a much longer neighbour row here"
+        .iter()
+        .map(|&b| u32::from(b) + 4)
+        .collect();
+    let alone = sequence_entropies(&model, &[&a], false, &device).unwrap();
+    let together = sequence_entropies(&model, &[&b, &a, &b], false, &device).unwrap();
+    assert!(max_diff(&alone, &together[1..2]) <= 1e-5);
+}
+
+#[test]
+fn newline_reset_restarts_the_context() {
+    let model = model();
+    let device = Default::default();
+    let ids = |s: &[u8]| -> Vec<u32> {
+        std::iter::once(1)
+            .chain(s.iter().map(|&b| u32::from(b) + 4))
+            .collect()
+    };
+    // With reset, what follows a newline does not depend on what came before it.
+    let x = ids(b"abc\nhello");
+    let y = ids(b"xyz\nhello");
+    let hx = sequence_entropies(&model, &[&x], true, &device)
+        .unwrap()
+        .remove(0);
+    let hy = sequence_entropies(&model, &[&y], true, &device)
+        .unwrap()
+        .remove(0);
+    assert!(max_diff(&[hx[5..].to_vec()], &[hy[5..].to_vec()]) <= 1e-6);
+    // Without it they differ, as the model reads the first line.
+    let gx = sequence_entropies(&model, &[&x], false, &device)
+        .unwrap()
+        .remove(0);
+    let gy = sequence_entropies(&model, &[&y], false, &device)
+        .unwrap()
+        .remove(0);
+    assert!(max_diff(&[gx[5..].to_vec()], &[gy[5..].to_vec()]) > 1e-6);
+    // Before the newline, resetting changes nothing.
+    assert!(max_diff(&[hx[..4].to_vec()], &[gx[..4].to_vec()]) <= 1e-6);
+}
+
+fn fake(rows: &[Row], scale: f32) -> Vec<Vec<f32>> {
+    rows.iter()
+        .map(|r| (0..r.input().len()).map(|t| t as f32 * scale).collect())
+        .collect()
+}
+
+#[test]
+fn cache_round_trips_and_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run/entropies.bin");
+    let rows = rows();
+    let calls = Cell::new(0);
+    let compute = |r: &[Row]| {
+        calls.set(calls.get() + 1);
+        Ok(fake(r, 0.5))
+    };
+    let first = EntropyCache::load_or_compute(&path, "model-a", &rows, false, compute).unwrap();
+    assert_eq!(calls.get(), 1);
+    let second = EntropyCache::load_or_compute(&path, "model-a", &rows, false, compute).unwrap();
+    assert_eq!(calls.get(), 1, "a matching cache must be reused");
+    assert_eq!(first, second);
+    for row in &rows {
+        assert_eq!(
+            second.get(row.index).unwrap(),
+            fake(std::slice::from_ref(row), 0.5)[0]
+        );
+    }
+    assert_eq!(second.identity(), "model-a");
+    assert!(second.get(rows.len() + 5).is_none());
+    // No temporary file is left behind.
+    let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+    assert_eq!(names.len(), 1);
+}
+
+#[test]
+fn corrupt_truncated_and_stale_caches_are_detected_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("entropies.bin");
+    let rows = rows();
+    let good = EntropyCache::new(&rows, "model-a", false, fake(&rows, 1.0)).unwrap();
+    good.save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    let mut bad_magic = bytes.clone();
+    bad_magic[0] = b'X';
+    for (name, content) in [
+        ("flipped", flipped),
+        ("truncated", bytes[..bytes.len() - 7].to_vec()),
+        ("header only", bytes[..20].to_vec()),
+        ("empty", Vec::new()),
+        ("bad magic", bad_magic),
+    ] {
+        std::fs::write(&path, &content).unwrap();
+        let err = EntropyCache::load(&path, "model-a", &rows, false).unwrap_err();
+        assert!(
+            matches!(err, DataError::CorruptCache { .. }),
+            "{name}: {err:?}"
+        );
+        assert!(err.to_string().contains("entropies.bin"), "{err}");
+        let calls = Cell::new(0);
+        let rebuilt = EntropyCache::load_or_compute(&path, "model-a", &rows, false, |r| {
+            calls.set(calls.get() + 1);
+            Ok(fake(r, 2.0))
+        })
+        .unwrap();
+        assert_eq!(calls.get(), 1, "{name}: must be rebuilt");
+        assert_eq!(rebuilt.values(), fake(&rows, 2.0).concat());
+        // The rebuilt file is valid now.
+        EntropyCache::load(&path, "model-a", &rows, false).unwrap();
+    }
+
+    // Stale: another model, another reset setting, other rows.
+    good.save(&path).unwrap();
+    let mut other_rows = rows.clone();
+    other_rows[0].ids[1] += 1;
+    for (identity, reset, rows, needle) in [
+        ("model-b", false, &rows, "entropy model"),
+        ("model-a", true, &rows, "reset_context"),
+        ("model-a", false, &other_rows, "other rows"),
+    ] {
+        let err = EntropyCache::load(&path, identity, rows, reset).unwrap_err();
+        assert!(matches!(err, DataError::StaleCache { .. }), "{err:?}");
+        assert!(err.to_string().contains(needle), "{err}");
+        let calls = Cell::new(0);
+        let rebuilt = EntropyCache::load_or_compute(&path, identity, rows, reset, |r| {
+            calls.set(calls.get() + 1);
+            Ok(fake(r, 3.0))
+        })
+        .unwrap();
+        assert_eq!(calls.get(), 1);
+        assert_eq!(rebuilt.identity(), identity);
+        assert_eq!(rebuilt.reset_context(), reset);
+        good.save(&path).unwrap();
+    }
+}
+
+#[test]
+fn wrong_entropy_shapes_are_errors() {
+    let rows = rows();
+    let mut entropies = fake(&rows, 1.0);
+    entropies[2].pop();
+    let err = EntropyCache::new(&rows, "m", false, entropies).unwrap_err();
+    assert!(
+        matches!(err, DataError::EntropyLength { row: 2, .. }),
+        "{err:?}"
+    );
+    assert!(EntropyCache::new(&rows, "m", false, Vec::new()).is_err());
+}
+
+#[test]
+fn rows_beyond_the_model_positions_are_rejected() {
+    let model = model();
+    let long = Row {
+        document: 0,
+        index: 7,
+        ids: std::iter::once(1)
+            .chain((0..600).map(|i| 4 + i % 200))
+            .collect(),
+    };
+    let err = compute_entropies(&model, &[long], false, 4, &Default::default()).unwrap_err();
+    assert!(
+        matches!(err, DataError::InvalidRow { row: 7, .. }),
+        "{err:?}"
+    );
+}
