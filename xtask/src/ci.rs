@@ -30,6 +30,24 @@ pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
             vec!["check", "-p", "blt-cli", "--features", "wgpu,cuda"],
         ));
     }
+    // The README's main job, on the tiny preset, then the benchmark in smoke mode.
+    let run_dir = std::env::temp_dir().join(format!("blt-ci-tiny-{}", std::process::id()));
+    let run_dir_arg = run_dir.to_string_lossy().into_owned();
+    steps.push((
+        "train-tiny",
+        vec![
+            "xtask",
+            "train",
+            "--config",
+            "configs/tiny.toml",
+            "--backend",
+            "ndarray",
+            "--plain",
+            "--run-dir",
+            &run_dir_arg,
+        ],
+    ));
+    steps.push(("bench-quick", vec!["xtask", "bench", "--quick"]));
     let mut times = Vec::new();
     for (name, cargo_args) in steps {
         eprintln!("ci: step {name}: cargo {}", cargo_args.join(" "));
@@ -37,6 +55,7 @@ pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
         eprintln!("ci: step {name} took {:.0}s", took.as_secs_f64());
         times.push((name.to_string(), took));
     }
+    let _ = std::fs::remove_dir_all(&run_dir);
     Ok(times)
 }
 

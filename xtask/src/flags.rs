@@ -16,6 +16,10 @@ pub struct Xtask {
 pub enum Command {
     /// Run the CI steps: fmt, clippy, tests, GPU backends check, tiny training run, quick bench.
     Ci(CiArgs),
+    /// Train on the built-in corpus (or --data) with the live dashboard.
+    Train(TrainArgs),
+    /// Measure training, forward and generation throughput; JSON out.
+    Bench(BenchArgs),
 }
 
 /// Flags of `cargo xtask ci`.
@@ -24,4 +28,47 @@ pub struct CiArgs {
     /// Skip `cargo check` of the wgpu and cuda backends (the slowest cold step).
     #[arg(long)]
     pub skip_gpu_check: bool,
+}
+
+/// Flags of `cargo xtask train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Run config (default: configs/small.toml).
+    #[arg(long)]
+    pub config: Option<String>,
+    /// cuda, wgpu, ndarray or flex (default: cuda when a GPU is present, else ndarray).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Data source (default: builtin:kjv).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Run directory (default: runs/<config name>).
+    #[arg(long)]
+    pub run_dir: Option<String>,
+    /// Continue the run from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Override training.max_steps.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Plain log lines instead of the dashboard.
+    #[arg(long)]
+    pub plain: bool,
+    /// Build blt-cli in release mode (slower to build, a little faster to run).
+    #[arg(long)]
+    pub release: bool,
+}
+
+/// Flags of `cargo xtask bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Smoke mode for CI: a few steps, dev build.
+    #[arg(long)]
+    pub quick: bool,
+    /// Backend feature (default: ndarray).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Output file (default: target/bench.json).
+    #[arg(long)]
+    pub out: Option<String>,
 }

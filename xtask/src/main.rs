@@ -6,9 +6,11 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod cmd;
 mod flags;
+mod train;
 
 use clap::Parser;
 
@@ -16,5 +18,7 @@ fn main() -> anyhow::Result<()> {
     let flags = flags::Xtask::parse();
     match flags.command {
         flags::Command::Ci(args) => ci::run(&args),
+        flags::Command::Train(args) => train::run_train(&args),
+        flags::Command::Bench(args) => bench::run_bench(&args),
     }
 }

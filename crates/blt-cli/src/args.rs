@@ -72,6 +72,23 @@ pub enum Command {
         after_help = "Examples:\n  blt-cli info --model runs/tiny\n  blt-cli info --model runs/tiny --json"
     )]
     Info(InfoArgs),
+    /// Measure throughput (used by `cargo xtask bench`).
+    #[command(hide = true)]
+    Bench(BenchArgs),
+}
+
+/// `bench` options.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Run config with the benchmark shapes.
+    #[arg(long, default_value = "configs/bench.toml")]
+    pub config: PathBuf,
+    /// Smoke mode: a few steps only.
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write the JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `train` options.

@@ -53,6 +53,10 @@ pub struct TrainingConfig {
     pub max_steps: usize,
     /// Optimizer steps of the entropy model (stage one, entropy patching only). Default: 500.
     pub entropy_steps: usize,
+    /// After stage one, set `model.entropy_threshold` so that the training data's mean patch
+    /// length is this many bytes (bisection over the cached entropies); 0 keeps the configured
+    /// threshold. Default: 4.5.
+    pub target_patch_size: f64,
     /// Save a resumable checkpoint every this many epochs. Default: 1.
     pub checkpoint_every: usize,
     /// Validation batches per validation (0: the whole validation split). Default: 20.
@@ -87,6 +91,7 @@ impl Default for TrainingConfig {
             steps_per_epoch: 100,
             max_steps: 2000,
             entropy_steps: 500,
+            target_patch_size: 4.5,
             checkpoint_every: 1,
             eval_batches: 20,
             activation_checkpointing: false,
@@ -147,6 +152,12 @@ impl TrainingConfig {
             if v == 0 {
                 return fail(format!("training.{name} (0) must be at least 1"));
             }
+        }
+        if !(self.target_patch_size == 0.0 || self.target_patch_size >= 1.0) {
+            return fail(format!(
+                "training.target_patch_size ({}) must be 0 (off) or at least 1",
+                self.target_patch_size
+            ));
         }
         if self.max_sequence_length < 2 {
             return fail(format!(

@@ -38,6 +38,9 @@ pub enum TrainError {
         /// Where the checkpoints are.
         checkpoints: PathBuf,
     },
+    /// Patching or calibration failed.
+    #[error(transparent)]
+    Patching(#[from] blt_patching::PatchingError),
     /// `--resume` found nothing to resume.
     #[error("nothing to resume in {0}: no checkpoint found")]
     NothingToResume(PathBuf),

@@ -26,6 +26,7 @@ use blt_model::{
     Blt, BltConfig, EntropyModel, EntropyModelConfig, FlopsPerByte, ParameterCounts, PatchingKind,
     entropy_model_identity, entropy_segments, load_entropy_model, save_entropy_model, save_model,
 };
+use blt_patching::{CalibrationOptions, calibrate_threshold};
 use burn::{
     data::dataset::Dataset,
     tensor::{
@@ -307,13 +308,14 @@ pub fn train<B: AutodiffBackend>(
     config.validate()?;
     let source = DataSource::parse(&config.data.source)?;
     prepare_run_dir(run_dir, options.resume)?;
-    let config = if options.resume {
+    let mut config = if options.resume {
         RunConfig::load(&run_dir.join(RUN_CONFIG_FILE))?
     } else {
         config
     };
-    let t = &config.training;
-    let m: &BltConfig = &config.model;
+    let t = &config.training.clone();
+    let mut model_config: BltConfig = config.model.clone();
+    let m = &model_config;
 
     let mut documents = source.load()?;
     if config.data.max_documents > 0 {
@@ -389,6 +391,33 @@ pub fn train<B: AutodiffBackend>(
         }
         None => None,
     };
+
+    // Fit the threshold to the target patch size (the original tunes it by hand, issue #106).
+    if let Some(cache) = &cache
+        && t.target_patch_size > 0.0
+    {
+        let rows: Vec<&[f32]> = split
+            .train
+            .rows()
+            .filter_map(|r| cache.get(r.index))
+            .collect();
+        let options = CalibrationOptions {
+            monotonic: m.monotonic_entropy,
+            min_patch_size: m.min_patch_size,
+            max_patch_size: (m.max_patch_size > 0).then_some(m.max_patch_size),
+        };
+        let found = calibrate_threshold(&rows, t.target_patch_size, &options)?;
+        tracing::info!(
+            threshold = found.threshold,
+            mean_patch_length = found.mean_patch_len,
+            "calibrated the entropy threshold"
+        );
+        model_config.entropy_threshold = found.threshold;
+        config.model = model_config.clone();
+        let path = run_dir.join(RUN_CONFIG_FILE);
+        std::fs::write(&path, config.to_toml_string()).map_err(io_error("writing", &path))?;
+    }
+    let m = &model_config;
 
     // Stage two: the BLT.
     let batcher = Arc::new(BltBatcher::new(m, cache)?);

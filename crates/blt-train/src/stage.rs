@@ -219,8 +219,7 @@ where
         .with_checkpointing_strategy(strategy)
         .with_interrupter(settings.interrupter.clone())
         .with_application_logger(None)
-        .num_epochs(epochs)
-        .summary();
+        .num_epochs(epochs);
     if t.gradient_accumulation_steps > 1 {
         training = training.grads_accumulation(t.gradient_accumulation_steps);
     }

@@ -1,5 +1,9 @@
 //! One module per subcommand.
 
+mod bench;
+mod calibrate;
+mod entropy;
+mod eval;
 mod generate;
 mod info;
 mod patch;
@@ -16,9 +20,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(&global, args),
         Command::Generate(args) => generate::run(&global, args),
         Command::Info(args) => info::run(&global, args),
+        Command::Bench(args) => bench::run(&global, args),
         Command::Patch(args) => patch::run(&global, args),
-        Command::Eval(_) | Command::Entropy(_) | Command::Calibrate(_) => {
-            anyhow::bail!("this command is not available in this build yet")
-        }
+        Command::Eval(args) => eval::run(&global, args),
+        Command::Entropy(args) => entropy::run(&global, args),
+        Command::Calibrate(args) => calibrate::run(&global, args),
     }
 }

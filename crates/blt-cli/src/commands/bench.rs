@@ -1,0 +1,208 @@
+//! `blt-cli bench` (run through `cargo xtask bench`): throughput of training, forward and
+//! generation on the `bench` config, peak memory and achieved FLOP/s, as JSON.
+
+use std::{path::PathBuf, time::Instant};
+
+use anyhow::{Context, Result};
+use blt_data::{BltBatcher, Row};
+use blt_model::{
+    Blt, BltConfig, DecodeMode, FlopsPerByte, GenerationConfig, Generator, ParameterCounts,
+    SamplingConfig, masked_cross_entropy,
+};
+use blt_train::RunConfig;
+use burn::{
+    backend::Autodiff,
+    module::AutodiffModule,
+    optim::{AdamWConfig, GradientsParams, Optimizer},
+    tensor::backend::Backend,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    args::{BenchArgs, GlobalArgs},
+    backend::{BackendTask, dispatch},
+};
+
+/// Peak resident memory of this process (VmHWM), bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
+        c.lines()
+            .find(|l| l.starts_with("model name"))
+            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+    });
+    json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    })
+}
+
+/// Pseudo-random text rows of `len` ids (BOS + bytes), from the built-in corpus.
+fn rows(count: usize, len: usize) -> Result<Vec<Row>> {
+    let text = blt_data::BuiltinCorpus::Kjv.text()?;
+    Ok((0..count)
+        .map(|i| {
+            let start = (i * 7919 * len) % (text.len() - len);
+            let ids = std::iter::once(blt_patching::BOS_ID)
+                .chain(
+                    text[start..start + len - 1]
+                        .iter()
+                        .map(|&b| blt_patching::byte_to_id(b)),
+                )
+                .collect();
+            Row {
+                document: i,
+                index: i,
+                ids,
+            }
+        })
+        .collect())
+}
+
+struct BenchTask {
+    config: RunConfig,
+    quick: bool,
+}
+
+fn timed<F: FnMut() -> Result<usize>>(warmup: usize, reps: usize, mut f: F) -> Result<(f64, f64)> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let started = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..reps {
+        bytes += f()?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((bytes as f64 / seconds, seconds))
+}
+
+impl BackendTask for BenchTask {
+    type Output = Value;
+
+    fn run<B: Backend>(self, device: B::Device, name: &'static str) -> Result<Value> {
+        let config: &BltConfig = &self.config.model;
+        let t = &self.config.training;
+        let (warmup, reps) = if self.quick { (1, 2) } else { (2, 8) };
+        B::seed(&device, 0);
+        let batch_rows = rows(t.batch_size, t.max_sequence_length)?;
+        let batcher = BltBatcher::new(config, None)?;
+        let mean_patch = {
+            let b = batcher.try_batch::<B>(&batch_rows, &device)?;
+            b.input.mean_patch_len()
+        };
+        let flops = FlopsPerByte::estimate(config, mean_patch, t.max_sequence_length);
+
+        // Training: forward + backward + AdamW.
+        type AB<B> = Autodiff<B>;
+        let mut model = Blt::<AB<B>>::new(config, &device)?;
+        let params = ParameterCounts::of(&model, None);
+        let mut optim = AdamWConfig::new().init::<AB<B>, Blt<AB<B>>>();
+        let (train_bps, train_s) = timed(warmup, reps, || {
+            let batch = batcher.try_batch::<AB<B>>(&batch_rows, &device)?;
+            let n = batch.num_targets;
+            let logits = model.forward(&batch.input).logits;
+            let loss =
+                masked_cross_entropy(logits, batch.targets, batch.target_mask, n).mean_loss();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-4, model.clone(), grads);
+            Ok(n)
+        })?;
+
+        // Forward only (inference backend).
+        let inference = model.valid();
+        let (forward_bps, forward_s) = timed(warmup, reps, || {
+            let batch = batcher.try_batch::<B>(&batch_rows, &device)?;
+            let logits = inference.forward(&batch.input).logits;
+            let _ = logits.into_data();
+            Ok(batch.num_targets)
+        })?;
+
+        // Generation, batch 1: incremental and full recompute.
+        let generator = Generator::new(&inference, None, config, device.clone())?;
+        let text = blt_data::BuiltinCorpus::Kjv.text()?;
+        let mut generation = Vec::new();
+        let cases: &[(usize, usize, usize)] = if self.quick {
+            &[(64, 32, 4), (1024, 16, 2)]
+        } else {
+            &[(64, 128, 32), (64, 256, 16), (1024, 256, 8)]
+        };
+        for &(prompt_len, new_bytes, full_bytes) in cases {
+            let prompt = &text[1000..1000 + prompt_len];
+            let mut rate = |mode: DecodeMode, max_bytes: usize| -> Result<(f64, usize)> {
+                let cfg = GenerationConfig {
+                    max_bytes,
+                    sampling: SamplingConfig::greedy(),
+                    stop: None,
+                };
+                let started = Instant::now();
+                let out = generator.generate(prompt, &cfg, mode, |_| true)?;
+                Ok((
+                    out.bytes.len() as f64 / started.elapsed().as_secs_f64(),
+                    out.global_steps,
+                ))
+            };
+            let (incremental, global_steps) = rate(DecodeMode::Incremental, new_bytes)?;
+            let (full, _) = rate(DecodeMode::FullRecompute, full_bytes)?;
+            generation.push(json!({
+                "prompt_bytes": prompt_len,
+                "new_bytes": new_bytes,
+                "incremental_bytes_per_s": incremental,
+                "incremental_global_steps": global_steps,
+                "full_recompute_bytes_per_s": full,
+                "full_recompute_new_bytes_measured": full_bytes,
+                "speedup": incremental / full,
+            }));
+        }
+        Ok(json!({
+            "machine": machine(),
+            "backend": name,
+            "quick": self.quick,
+            "config": { "model": config, "batch_size": t.batch_size, "sequence_length": t.max_sequence_length },
+            "parameters": params,
+            "mean_patch_length": mean_patch,
+            "flops_per_byte": { "forward": flops.forward(), "training": flops.training() },
+            "training": {
+                "bytes_per_s": train_bps,
+                "seconds": train_s,
+                "steps": reps,
+                "gflops_per_s": train_bps * flops.training() / 1e9,
+            },
+            "forward": {
+                "bytes_per_s": forward_bps,
+                "seconds": forward_s,
+                "gflops_per_s": forward_bps * flops.forward() / 1e9,
+            },
+            "generation": generation,
+            "peak_rss_bytes": peak_rss(),
+        }))
+    }
+}
+
+/// Runs the command.
+pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
+    let config = RunConfig::load(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    let report = dispatch(
+        &global.backend,
+        BenchTask {
+            config,
+            quick: args.quick,
+        },
+    )?;
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(out) = args.out {
+        let out: PathBuf = out;
+        std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}

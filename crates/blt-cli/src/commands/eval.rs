@@ -1,0 +1,202 @@
+//! `blt-cli eval`: bits per byte and friends on a data source.
+
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::{Context, Result};
+use blt_data::{
+    BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, Row, compute_entropies,
+};
+use blt_model::{Blt, BltConfig, EntropyModel, load_model};
+use burn::tensor::{Tensor, activation::log_softmax, backend::Backend};
+use serde::Serialize;
+
+use crate::{
+    args::{EvalArgs, GlobalArgs},
+    backend::{BackendTask, dispatch},
+};
+
+/// Evaluation results.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// Bits per byte.
+    pub bits_per_byte: f64,
+    /// Mean loss, nats per byte.
+    pub loss: f64,
+    /// Arg-max accuracy, %.
+    pub accuracy: f64,
+    /// exp(loss).
+    pub perplexity: f64,
+    /// Mean probability of the target byte.
+    pub mean_confidence: f64,
+    /// Lowest probability of a target byte.
+    pub min_confidence: f64,
+    /// Highest probability of a target byte.
+    pub max_confidence: f64,
+    /// Mean patch length.
+    pub mean_patch_length: f64,
+    /// Bytes (targets) evaluated.
+    pub bytes: usize,
+}
+
+/// Rows of a data source, cut to the model's length.
+pub fn load_rows(source: &str, config: &BltConfig, max_rows: usize) -> Result<Vec<Row>> {
+    let source = DataSource::parse(source)?;
+    let dataset = ByteDataset::from_source(
+        &source,
+        DatasetConfig {
+            min_length: 1,
+            max_length: config.max_position_embeddings.min(1024),
+            valid_fraction: 0.0,
+            seed: 0,
+        },
+    )
+    .with_context(|| format!("loading {source}"))?;
+    let mut rows = dataset.rows().to_vec();
+    if max_rows > 0 {
+        rows.truncate(max_rows);
+    }
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "the data source holds no text to evaluate"
+    );
+    Ok(rows)
+}
+
+/// Evaluates `model` on `rows` (the function the tests compare against the model API).
+pub fn evaluate<B: Backend>(
+    model: &Blt<B>,
+    entropy_model: Option<&EntropyModel<B>>,
+    config: &BltConfig,
+    rows: &[Row],
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<EvalReport> {
+    let cache = match entropy_model {
+        Some(e) => {
+            let h = compute_entropies(
+                e,
+                rows,
+                config.reset_entropy_context,
+                batch_size.max(1),
+                device,
+            )?;
+            Some(Arc::new(EntropyCache::new(
+                rows,
+                "eval",
+                config.reset_entropy_context,
+                h,
+            )?))
+        }
+        None => None,
+    };
+    let batcher = BltBatcher::new(config, cache)?;
+    batcher.check_rows(rows)?;
+    let (mut loss, mut correct, mut conf, mut bytes) = (0.0f64, 0.0f64, 0.0f64, 0usize);
+    let (mut min_conf, mut max_conf) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut positions, mut patches) = (0usize, 0usize);
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let batch = batcher.try_batch::<B>(chunk, device)?;
+        positions += batch.input.lengths.iter().sum::<usize>();
+        patches += batch.input.patch_counts.iter().sum::<usize>();
+        let logits = model.forward(&batch.input).logits;
+        let [b, t, v] = logits.dims();
+        let log_p = log_softmax(logits.reshape([b * t, v]), 1);
+        let predicted = log_p.clone().argmax(1).reshape([b * t]);
+        let targets = batch.targets.reshape([b * t]);
+        let target_log_p: Tensor<B, 1> = log_p
+            .gather(1, targets.clone().reshape([b * t, 1]))
+            .reshape([b * t]);
+        let mask: Vec<bool> = batch
+            .target_mask
+            .reshape([b * t])
+            .into_data()
+            .to_vec()
+            .context("mask")?;
+        let lp: Vec<f32> = target_log_p
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .context("log p")?;
+        let hits: Vec<bool> = predicted
+            .equal(targets)
+            .into_data()
+            .to_vec()
+            .context("hits")?;
+        for ((&keep, &l), &hit) in mask.iter().zip(&lp).zip(&hits) {
+            if keep {
+                let p = (l as f64).exp();
+                loss -= l as f64;
+                conf += p;
+                correct += f64::from(u8::from(hit));
+                min_conf = min_conf.min(p);
+                max_conf = max_conf.max(p);
+                bytes += 1;
+            }
+        }
+    }
+    let n = bytes.max(1) as f64;
+    Ok(EvalReport {
+        bits_per_byte: loss / n / std::f64::consts::LN_2,
+        loss: loss / n,
+        accuracy: 100.0 * correct / n,
+        perplexity: (loss / n).exp(),
+        mean_confidence: conf / n,
+        min_confidence: min_conf,
+        max_confidence: max_conf,
+        mean_patch_length: positions as f64 / patches.max(1) as f64,
+        bytes,
+    })
+}
+
+struct EvalTask {
+    args: EvalArgs,
+}
+
+impl BackendTask for EvalTask {
+    type Output = EvalReport;
+
+    fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<EvalReport> {
+        let model_dir: PathBuf = self.args.model.clone();
+        let loaded = load_model::<B>(&model_dir, &device)
+            .with_context(|| format!("loading model {}", model_dir.display()))?;
+        let rows = load_rows(&self.args.data, &loaded.config, self.args.max_rows)?;
+        evaluate(
+            &loaded.model,
+            loaded.entropy_model.as_ref(),
+            &loaded.config,
+            &rows,
+            self.args.batch_size,
+            &device,
+        )
+    }
+}
+
+/// Runs the command.
+pub fn run(global: &GlobalArgs, args: EvalArgs) -> Result<()> {
+    let json = args.json;
+    let report = dispatch(&global.backend, EvalTask { args })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let rows = [
+        ("bits per byte", format!("{:.4}", report.bits_per_byte)),
+        ("loss (nats/byte)", format!("{:.4}", report.loss)),
+        ("accuracy", format!("{:.2} %", report.accuracy)),
+        ("perplexity", format!("{:.3}", report.perplexity)),
+        ("confidence mean", format!("{:.4}", report.mean_confidence)),
+        ("confidence min", format!("{:.2e}", report.min_confidence)),
+        ("confidence max", format!("{:.4}", report.max_confidence)),
+        (
+            "mean patch length",
+            format!("{:.2}", report.mean_patch_length),
+        ),
+        ("bytes evaluated", report.bytes.to_string()),
+    ];
+    println!("┌────────────────────┬────────────┐");
+    for (name, value) in rows {
+        println!("│ {name:<18} │ {value:>10} │");
+    }
+    println!("└────────────────────┴────────────┘");
+    Ok(())
+}

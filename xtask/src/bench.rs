@@ -1,0 +1,49 @@
+//! `cargo xtask bench`: builds `blt-cli` (release unless `--quick`) and runs its benchmark on
+//! `configs/bench.toml`, printing JSON and writing it to a file.
+
+use anyhow::{Context, Result};
+
+use crate::{cmd::run, flags::BenchArgs};
+
+/// Entry point of the subcommand.
+pub fn run_bench(args: &BenchArgs) -> Result<()> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| "target/bench.json".into());
+    let backend = args.backend.clone().unwrap_or_else(|| "ndarray".into());
+    let mut cargo: Vec<String> = vec!["run".into(), "-q".into()];
+    if !args.quick {
+        cargo.push("--release".into());
+    }
+    cargo.extend([
+        "-p".into(),
+        "blt-cli".into(),
+        "--features".into(),
+        backend.clone(),
+    ]);
+    cargo.extend([
+        "--".into(),
+        "--backend".into(),
+        backend,
+        "-q".into(),
+        "bench".into(),
+    ]);
+    cargo.extend([
+        "--config".into(),
+        "configs/bench.toml".into(),
+        "--out".into(),
+        out.clone(),
+    ]);
+    if args.quick {
+        cargo.push("--quick".into());
+    }
+    let refs: Vec<&str> = cargo.iter().map(String::as_str).collect();
+    run("cargo", &refs)?;
+    let text = std::fs::read_to_string(crate::cmd::workspace_root().join(&out))
+        .with_context(|| format!("reading {out}"))?;
+    let _: serde_json::Value =
+        serde_json::from_str(&text).context("the bench wrote invalid JSON")?;
+    eprintln!("xtask bench: JSON written to {out}");
+    Ok(())
+}

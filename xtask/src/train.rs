@@ -1,0 +1,75 @@
+//! `cargo xtask train`: picks the backend (CUDA when a GPU and driver are present, else the CPU
+//! backend), builds `blt-cli` with that feature and runs `blt-cli train`.
+
+use anyhow::{Result, bail};
+
+use crate::{cmd::run, flags::TrainArgs};
+
+/// Whether an NVIDIA GPU and its driver are visible.
+fn gpu_present() -> bool {
+    std::path::Path::new("/dev/nvidia0").exists()
+        || std::path::Path::new("/proc/driver/nvidia/version").exists()
+}
+
+/// Chooses the backend feature and says why.
+pub fn choose_backend(requested: Option<&str>) -> Result<(&'static str, String)> {
+    Ok(match requested {
+        Some("cuda") => ("cuda", "requested with --backend cuda".into()),
+        Some("wgpu") => ("wgpu", "requested with --backend wgpu".into()),
+        Some("ndarray") => ("ndarray", "requested with --backend ndarray".into()),
+        Some("flex") => ("flex", "requested with --backend flex".into()),
+        Some(other) => bail!("unknown backend `{other}`; expected cuda, wgpu, ndarray or flex"),
+        None if gpu_present() => ("cuda", "an NVIDIA GPU and driver are present".into()),
+        None => (
+            "ndarray",
+            "no GPU found; ndarray is the faster CPU backend on this machine class (see README)"
+                .into(),
+        ),
+    })
+}
+
+/// Entry point of the subcommand.
+pub fn run_train(args: &TrainArgs) -> Result<()> {
+    let (backend, why) = choose_backend(args.backend.as_deref())?;
+    eprintln!("xtask train: backend {backend} ({why})");
+    let config = args
+        .config
+        .clone()
+        .unwrap_or_else(|| "configs/small.toml".into());
+    let mut cargo: Vec<String> = vec!["run".into()];
+    if args.release {
+        cargo.push("--release".into());
+    }
+    cargo.extend([
+        "-p".into(),
+        "blt-cli".into(),
+        "--features".into(),
+        backend.into(),
+    ]);
+    cargo.extend([
+        "--".into(),
+        "--backend".into(),
+        backend.into(),
+        "train".into(),
+    ]);
+    cargo.extend(["--config".into(), config.clone()]);
+    cargo.extend([
+        "--data".into(),
+        args.data.clone().unwrap_or_else(|| "builtin:kjv".into()),
+    ]);
+    if let Some(dir) = &args.run_dir {
+        cargo.extend(["--run-dir".into(), dir.clone()]);
+    }
+    if args.resume {
+        cargo.push("--resume".into());
+    }
+    if let Some(steps) = args.max_steps {
+        cargo.extend(["--max-steps".into(), steps.to_string()]);
+    }
+    if args.plain {
+        cargo.push("--plain".into());
+    }
+    let refs: Vec<&str> = cargo.iter().map(String::as_str).collect();
+    run("cargo", &refs)?;
+    Ok(())
+}
