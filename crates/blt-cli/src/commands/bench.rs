@@ -137,7 +137,7 @@ impl BackendTask for BenchTask {
         };
         for &(prompt_len, new_bytes, full_bytes) in cases {
             let prompt = &text[1000..1000 + prompt_len];
-            let mut rate = |mode: DecodeMode, max_bytes: usize| -> Result<(f64, usize)> {
+            let rate = |mode: DecodeMode, max_bytes: usize| -> Result<(f64, usize)> {
                 let cfg = GenerationConfig {
                     max_bytes,
                     sampling: SamplingConfig::greedy(),
