@@ -60,7 +60,7 @@ pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
 }
 
 /// Entry point of the subcommand.
-pub fn run(args: &CiArgs) -> anyhow::Result<()> {
+pub fn run_all(args: &CiArgs) -> anyhow::Result<()> {
     let times = run_ci(args)?;
     let total: f64 = times.iter().map(|(_, t)| t.as_secs_f64()).sum();
     eprintln!("ci: all steps passed in {total:.0}s");

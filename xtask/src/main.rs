@@ -17,7 +17,7 @@ use clap::Parser;
 fn main() -> anyhow::Result<()> {
     let flags = flags::Xtask::parse();
     match flags.command {
-        flags::Command::Ci(args) => ci::run(&args),
+        flags::Command::Ci(args) => ci::run_all(&args),
         flags::Command::Train(args) => train::run_train(&args),
         flags::Command::Bench(args) => bench::run_bench(&args),
     }

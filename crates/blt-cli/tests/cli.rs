@@ -8,7 +8,9 @@ use std::{
 };
 
 use assert_cmd::Command;
-use blt_data::{BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, compute_entropies};
+use blt_data::{
+    BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, compute_entropies,
+};
 use blt_model::{load_model, masked_cross_entropy};
 use burn::backend::NdArray;
 
@@ -75,7 +77,11 @@ fn run_dir() -> &'static Path {
             .arg(&run)
             .output()
             .unwrap();
-        assert!(out.status.success(), "training failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "training failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         run
     })
 }
@@ -87,8 +93,15 @@ fn assert_one_line_error(out: Output, needle: &str) {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let errors: Vec<&&str> = lines.iter().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "want one error line, got: {stderr}");
-    assert!(errors[0].contains(needle), "`{}` does not mention `{needle}`", errors[0]);
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(
+        errors[0].contains(needle),
+        "`{}` does not mention `{needle}`",
+        errors[0]
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
 }
 
 /// Hashes of every file under `dir` (to show read-only commands leave it alone).
@@ -138,20 +151,35 @@ fn training_fills_the_run_directory() {
 fn generate_streams_reproducibly_and_both_paths_agree() {
     let run = run_dir();
     let before = snapshot(run);
-    let gen = |extra: &[&str]| {
+    let generate = |extra: &[&str]| {
         let out = cli()
-            .args(["generate", "--prompt", "In the beginning", "--max-bytes", "24", "--seed", "7"])
+            .args([
+                "generate",
+                "--prompt",
+                "In the beginning",
+                "--max-bytes",
+                "24",
+                "--seed",
+                "7",
+            ])
             .arg("--model")
             .arg(run)
             .args(extra)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stderr).contains("bytes/s"));
         out.stdout
     };
-    assert_eq!(gen(&[]), gen(&[]), "same seed, same output");
-    assert_eq!(gen(&["--temperature", "0"]), gen(&["--temperature", "0", "--no-cache"]));
+    assert_eq!(generate(&[]), generate(&[]), "same seed, same output");
+    assert_eq!(
+        generate(&["--temperature", "0"]),
+        generate(&["--temperature", "0", "--no-cache"])
+    );
     assert_eq!(snapshot(run), before, "generate modified the run directory");
 }
 
@@ -160,12 +188,25 @@ fn eval_bits_per_byte_match_the_model_api() {
     let run = run_dir();
     let before = snapshot(run);
     let out = cli()
-        .args(["eval", "--data", "builtin:kjv", "--max-rows", "6", "--json", "--batch-size", "3"])
+        .args([
+            "eval",
+            "--data",
+            "builtin:kjv",
+            "--max-rows",
+            "6",
+            "--json",
+            "--batch-size",
+            "3",
+        ])
         .arg("--model")
         .arg(run)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snapshot(run), before, "eval modified the run directory");
 
@@ -175,11 +216,23 @@ fn eval_bits_per_byte_match_the_model_api() {
     let config = &loaded.config;
     let dataset = ByteDataset::from_source(
         &DataSource::parse("builtin:kjv").unwrap(),
-        DatasetConfig { min_length: 1, max_length: config.max_position_embeddings.min(1024), valid_fraction: 0.0, seed: 0 },
+        DatasetConfig {
+            min_length: 1,
+            max_length: config.max_position_embeddings.min(1024),
+            valid_fraction: 0.0,
+            seed: 0,
+        },
     )
     .unwrap();
     let rows = &dataset.rows()[..6];
-    let h = compute_entropies(loaded.entropy_model.as_ref().unwrap(), rows, false, 6, &device).unwrap();
+    let h = compute_entropies(
+        loaded.entropy_model.as_ref().unwrap(),
+        rows,
+        false,
+        6,
+        &device,
+    )
+    .unwrap();
     let cache = EntropyCache::new(rows, "test", false, h).unwrap();
     let batcher = BltBatcher::new(config, Some(std::sync::Arc::new(cache))).unwrap();
     let batch = batcher.try_batch::<NdArray>(rows, &device).unwrap();
@@ -189,7 +242,10 @@ fn eval_bits_per_byte_match_the_model_api() {
     let bpb = loss as f64 / batch.num_targets as f64 / std::f64::consts::LN_2;
     let cli_bpb = report["bits_per_byte"].as_f64().unwrap();
     assert!((cli_bpb - bpb).abs() < 1e-4, "cli {cli_bpb} vs api {bpb}");
-    assert_eq!(report["bytes"].as_u64().unwrap() as usize, batch.num_targets);
+    assert_eq!(
+        report["bytes"].as_u64().unwrap() as usize,
+        batch.num_targets
+    );
 }
 
 #[test]
@@ -198,58 +254,120 @@ fn entropy_plot_is_svg_with_one_mark_per_boundary() {
     let dir = tempfile::tempdir().unwrap();
     let plot = dir.path().join("h.svg");
     let text = "And God said, Let there be light: and there was light.";
-    let out = cli().args(["entropy", "--text", text, "--plot"]).arg(&plot).arg("--model").arg(run).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli()
+        .args(["entropy", "--text", text, "--plot"])
+        .arg(&plot)
+        .arg("--model")
+        .arg(run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert_eq!(svg.matches("<svg").count(), 1);
     assert!(svg.contains(r#"class="threshold""#));
     // The patch command with the same model cuts the same text into N patches; the plot marks
     // every boundary after the forced ones (positions ≥ 2 inside the text).
-    let out = cli().args(["patch", "--scheme", "entropy", "--text", text, "--model"]).arg(run).output().unwrap();
+    let out = cli()
+        .args(["patch", "--scheme", "entropy", "--text", text, "--model"])
+        .arg(run)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let shown = stdout.lines().next().unwrap();
     let groups = shown.matches('[').count();
     // Groups: [BOS], then one per patch holding text bytes; boundaries ≥ 2 = groups − 2.
-    assert_eq!(svg.matches(r#"class="boundary""#).count(), groups - 2, "{shown}");
+    assert_eq!(
+        svg.matches(r#"class="boundary""#).count(),
+        groups - 2,
+        "{shown}"
+    );
 }
 
 #[test]
 fn info_patch_and_calibrate_work() {
     let run = run_dir();
-    let out = cli().args(["info", "--json", "--model"]).arg(run).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli()
+        .args(["info", "--json", "--model"])
+        .arg(run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(info["parameters"]["global"].as_u64().unwrap() > 0);
     assert!(info["flops_per_byte"]["forward"].as_f64().unwrap() > 0.0);
 
-    let out = cli().args(["patch", "--scheme", "space", "--text", "In the beginning"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().next().unwrap(), "[␂][In ][the ][beginning]");
+    let out = cli()
+        .args(["patch", "--scheme", "space", "--text", "In the beginning"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().next().unwrap(),
+        "[␂][In ][the ][beginning]"
+    );
 
     let out = cli()
-        .args(["calibrate", "--data", "builtin:kjv", "--max-rows", "8", "--target-patch-size", "3", "--model"])
+        .args([
+            "calibrate",
+            "--data",
+            "builtin:kjv",
+            "--max-rows",
+            "8",
+            "--target-patch-size",
+            "3",
+            "--model",
+        ])
         .arg(run)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("entropy_threshold = "));
 }
 
 #[test]
 fn bad_input_gives_one_line_errors() {
     let run = run_dir();
-    let gen = |model: &Path, prompt: &str| {
-        cli().arg("generate").arg("--model").arg(model).args(["--prompt", prompt]).output().unwrap()
+    let generate = |model: &Path, prompt: &str| {
+        cli()
+            .arg("generate")
+            .arg("--model")
+            .arg(model)
+            .args(["--prompt", prompt])
+            .output()
+            .unwrap()
     };
-    assert_one_line_error(gen(Path::new("/nonexistent/run"), "hi"), "does not exist");
-    assert_one_line_error(gen(run, ""), "prompt is empty");
-    assert_one_line_error(gen(run, &"a".repeat(400)), "at most");
     assert_one_line_error(
-        cli().args(["--backend", "tpu", "info", "--model"]).arg(run).output().unwrap(),
+        generate(Path::new("/nonexistent/run"), "hi"),
+        "does not exist",
+    );
+    assert_one_line_error(generate(run, ""), "prompt is empty");
+    assert_one_line_error(generate(run, &"a".repeat(400)), "at most");
+    assert_one_line_error(
+        cli()
+            .args(["--backend", "tpu", "info", "--model"])
+            .arg(run)
+            .output()
+            .unwrap(),
         "unknown backend",
     );
     assert_one_line_error(
-        cli().args(["--backend", "wgpu", "info", "--model"]).arg(run).output().unwrap(),
+        cli()
+            .args(["--backend", "wgpu", "info", "--model"])
+            .arg(run)
+            .output()
+            .unwrap(),
         "not compiled",
     );
 
@@ -265,23 +383,34 @@ fn bad_input_gives_one_line_errors() {
     };
     let old = copy("future");
     let manifest = std::fs::read_to_string(old.join("model.toml")).unwrap();
-    std::fs::write(old.join("model.toml"), manifest.replace("format_version = 1", "format_version = 7")).unwrap();
-    assert_one_line_error(gen(&old, "hi"), "format version 7");
+    std::fs::write(
+        old.join("model.toml"),
+        manifest.replace("format_version = 1", "format_version = 7"),
+    )
+    .unwrap();
+    assert_one_line_error(generate(&old, "hi"), "format version 7");
     let bad = copy("corrupt");
     let mut weights = std::fs::read(bad.join("blt.mpk")).unwrap();
     let n = weights.len();
     weights[n / 2] ^= 0xff;
     std::fs::write(bad.join("blt.mpk"), weights).unwrap();
-    assert_one_line_error(gen(&bad, "hi"), "corrupt");
+    assert_one_line_error(generate(&bad, "hi"), "corrupt");
 
     let cfg = run.parent().unwrap().join("bad.toml");
     std::fs::write(&cfg, "[model]\nnum_heads = 3\n").unwrap();
     assert_one_line_error(
-        cli().args(["train", "--plain", "--config"]).arg(&cfg).output().unwrap(),
+        cli()
+            .args(["train", "--plain", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap(),
         "num_heads (3) must divide hidden_size",
     );
     assert_one_line_error(
-        cli().args(["train", "--plain", "--config", "/nonexistent.toml"]).output().unwrap(),
+        cli()
+            .args(["train", "--plain", "--config", "/nonexistent.toml"])
+            .output()
+            .unwrap(),
         "/nonexistent.toml",
     );
 }

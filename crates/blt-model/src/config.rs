@@ -479,7 +479,8 @@ mod tests {
 
     #[test]
     fn invalid_fields_are_named() {
-        let cases: Vec<(Box<dyn Fn(&mut BltConfig)>, &str)> = vec![
+        type Tweak = Box<dyn Fn(&mut BltConfig)>;
+        let cases: Vec<(Tweak, &str)> = vec![
             (
                 Box::new(|c| c.num_heads = 3),
                 "num_heads (3) must divide hidden_size (128)",

@@ -31,7 +31,8 @@ fn batched_forward_with_padding_equals_per_row_forwards() {
 
 #[test]
 fn every_variant_gives_finite_well_shaped_logits() {
-    let variants: Vec<(&str, Box<dyn Fn(&mut BltConfig)>)> = vec![
+    type Tweak = Box<dyn Fn(&mut BltConfig)>;
+    let variants: Vec<(&str, Tweak)> = vec![
         ("byte", Box::new(|c| c.patching = PatchingKind::Byte)),
         (
             "differential",
@@ -86,8 +87,8 @@ fn entropy_context_resets_at_newlines_when_asked() {
     let b = b"QQQ RRR\nxyz".to_vec();
     let h = model.entropies(&[&a, &b]).unwrap();
     // After the newline (index 8 → position 9 onward) the context is the same.
-    for p in 9..12 {
-        assert!((h[0][p] - h[1][p]).abs() < 1e-5, "position {p}");
+    for (p, (a, b)) in h[0].iter().zip(&h[1]).enumerate().skip(9) {
+        assert!((a - b).abs() < 1e-5, "position {p}");
     }
     assert!((h[0][3] - h[1][3]).abs() > 1e-6);
 }

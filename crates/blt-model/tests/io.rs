@@ -64,7 +64,7 @@ fn broken_model_directories_are_reported() {
     ));
 
     let dir = fresh();
-    let text = std::fs::read_to_string(&manifest_of(&dir)).unwrap();
+    let text = std::fs::read_to_string(manifest_of(&dir)).unwrap();
     std::fs::write(
         manifest_of(&dir),
         text.replace("decoder_layers = 2", "decoder_layers = 1"),

@@ -129,7 +129,7 @@ impl TrainingConfig {
                 return fail(format!("training.{name} ({v}) must be in [0, 1)"));
             }
         }
-        if !(self.epsilon > 0.0) {
+        if self.epsilon.is_nan() || self.epsilon <= 0.0 {
             return fail(format!(
                 "training.epsilon ({}) must be positive",
                 self.epsilon

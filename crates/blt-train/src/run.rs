@@ -137,6 +137,9 @@ fn prepare_run_dir(run_dir: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
+/// Rows grouped into batches.
+type RowGroups = Vec<Vec<Row>>;
+
 fn plan_groups<D: Dataset<Row>>(data: &D, batch: &BatchPlanConfig) -> Result<Vec<Vec<Row>>> {
     let plan = BatchPlan::new(data, batch)?;
     Ok(plan
@@ -151,7 +154,7 @@ fn loaders_groups(
     split_train: &SplitDataset,
     split_valid: &SplitDataset,
     t: &TrainingConfig,
-) -> Result<(Vec<Vec<Row>>, Vec<Vec<Row>>)> {
+) -> Result<(RowGroups, RowGroups)> {
     let train = plan_groups(
         split_train,
         &BatchPlanConfig {
@@ -482,7 +485,7 @@ pub fn train<B: AutodiffBackend>(
         forward_flops_per_byte: FlopsPerByte::estimate(m, mean_patch_length, t.max_sequence_length)
             .forward(),
         mean_patch_length,
-        dataset: dataset.stats().clone(),
+        dataset: *dataset.stats(),
     };
     let path = run_dir.join(SUMMARY_FILE);
     let json = serde_json::to_string_pretty(&summary).expect("a summary always serialises");

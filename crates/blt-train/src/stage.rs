@@ -94,7 +94,7 @@ impl CheckpointingStrategy for RecordingStrategy {
                 train_bytes_per_second: get(BytesPerSecondMetric::NAME, Split::Train),
             });
         let actions = self.inner.checkpointing(epoch, store);
-        if epoch % self.every == 0 {
+        if epoch.is_multiple_of(self.every) {
             actions
         } else {
             actions

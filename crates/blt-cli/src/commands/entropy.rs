@@ -104,7 +104,12 @@ pub fn svg_plot(view: &EntropyView) -> (String, usize) {
     for &s in &view.starts {
         if s >= 2 && s <= view.text.len() {
             marks += 1;
-            let _ = writeln!(svg, r#"<line class="boundary" x1="{0}" y1="{margin}" x2="{0}" y2="{1}" stroke="gray" stroke-dasharray="3,3"/>"#, x(s), h - margin);
+            let _ = writeln!(
+                svg,
+                r#"<line class="boundary" x1="{0}" y1="{margin}" x2="{0}" y2="{1}" stroke="gray" stroke-dasharray="3,3"/>"#,
+                x(s),
+                h - margin
+            );
         }
     }
     let points: Vec<String> = view
