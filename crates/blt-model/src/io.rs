@@ -72,6 +72,16 @@ fn sha256_file(path: &Path) -> Result<String> {
     Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
 
+/// Forces lazily initialised parameters to take their values in place. A clone of an
+/// uninitialised parameter would otherwise draw its own, different, values.
+struct Initialize;
+
+impl<B: Backend> ModuleVisitor<B> for Initialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let _ = param.val();
+    }
+}
+
 /// Saves a record under `dir/name` atomically (temporary file, then rename) and returns the
 /// file's sha256.
 fn save_record<B: Backend, M: Module<B>>(module: &M, dir: &Path, name: &str) -> Result<String> {
@@ -79,6 +89,7 @@ fn save_record<B: Backend, M: Module<B>>(module: &M, dir: &Path, name: &str) -> 
     let target = dir.join(name);
     // The recorder appends its extension; give it the stem and move the result.
     let stem = tmp.with_extension("");
+    module.visit(&mut Initialize);
     WeightsRecorder::new()
         .record(module.clone().into_record(), stem.clone())
         .map_err(|e| ModelError::Weights {

@@ -1,7 +1,7 @@
 //! Save → load gives identical logits; loading detects missing directories, corrupt or
 //! truncated weights, incompatible versions and configs that do not match the weights.
 
-mod common;
+use super::common;
 
 use blt_model::{ModelError, PatchingKind, load_config, load_model, save_model};
 use common::*;

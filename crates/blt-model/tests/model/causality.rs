@@ -1,7 +1,7 @@
 //! Causality: for every patching scheme, perturbing bytes after position i — including
 //! perturbations that move later patch boundaries — leaves logits at positions ≤ i unchanged.
 
-mod common;
+use super::common;
 
 use blt_model::{PatchingKind, Pooling};
 use blt_patching::Patcher;

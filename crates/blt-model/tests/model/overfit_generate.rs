@@ -1,8 +1,7 @@
 //! A tiny model overfits one short text, then generates it back: generation with a fixed seed is
 //! reproducible, and greedy generation equals the arg-max of the forward logits.
-#![allow(clippy::print_stderr)]
 
-mod common;
+use super::common;
 
 use blt_model::{
     Blt, BltConfig, BltInput, DecodeMode, GenerationConfig, Generator, PatchingKind,

@@ -2,7 +2,7 @@
 //! patching scheme, the logits of the cached path match a full recompute (1e-4); greedy output is
 //! identical on both paths; the global model runs exactly once per patch.
 
-mod common;
+use super::common;
 
 use blt_model::{
     BltConfig, DecodeMode, GenerationConfig, Generator, PatchingKind, SamplingConfig,

@@ -1,7 +1,7 @@
 //! Forward-pass properties: batching with padding equals per-row forwards, every variant gives
 //! finite, well-shaped logits, and the entropy model's batched entropies equal per-row ones.
 
-mod common;
+use super::common;
 
 use blt_core::AttentionKind;
 use blt_model::{BltConfig, PatchingKind, Pooling};

@@ -1,0 +1,12 @@
+//! Integration tests of the model, in one binary (one link of the Burn backend instead of
+//! five): causality, forward properties, incremental decoding, save/load, overfitting and
+//! generation.
+#![allow(clippy::print_stderr)]
+
+mod common;
+
+mod causality;
+mod forward;
+mod incremental;
+mod io;
+mod overfit_generate;
