@@ -272,3 +272,46 @@ impl RunConfig {
         toml::to_string_pretty(self).expect("a run config always serialises")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_config_file_validates_and_round_trips() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let config =
+                RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let back = RunConfig::from_toml_str(&config.to_toml_string()).unwrap();
+            assert_eq!(back, config, "{}", path.display());
+            seen += 1;
+        }
+        assert!(seen >= 6, "only {seen} configs found");
+    }
+
+    #[test]
+    fn invalid_training_keys_are_named() {
+        let err = RunConfig::from_toml_str("[training]\nbatch_size = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("training.batch_size"), "{err}");
+        let err = RunConfig::from_toml_str("[training]\nmax_sequence_length = 4096")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_position_embeddings"), "{err}");
+        let err = RunConfig::from_toml_str("[data]\nsource = \"hub:nope\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope"), "{err}");
+        let err = RunConfig::from_toml_str("[trainig]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trainig"), "{err}");
+    }
+}
