@@ -106,6 +106,46 @@ fn host_stats<B: Backend>(sums: &LossSums<B>, patches: usize, positions: usize) 
     }
 }
 
+/// Records the loss with the guard, then back-propagates the mean loss scaled for gradient
+/// accumulation (the Learner sums the micro-batches' gradients).
+fn guarded_backward<B: AutodiffBackend>(
+    guard: Option<&LossGuard>,
+    sums: &LossSums<B>,
+    stats: &LmStats,
+    accumulation: usize,
+) -> B::Gradients {
+    if let Some(guard) = guard {
+        guard.observe(stats.loss_sum / stats.bytes.max(1) as f64);
+    }
+    (sums.mean_loss() / accumulation as f64).backward()
+}
+
+/// One optimizer step after clipping by the global gradient norm; skipped once the guard has
+/// seen a non-finite loss, so a NaN never reaches the weights.
+fn clipped_step<AB, M, O>(
+    module: M,
+    guard: Option<&LossGuard>,
+    max_norm: f64,
+    optim: &mut O,
+    lr: f64,
+    grads: GradientsParams,
+) -> M
+where
+    AB: AutodiffBackend,
+    M: AutodiffModule<AB>,
+    O: Optimizer<M, AB>,
+{
+    if guard.is_some_and(LossGuard::tripped) {
+        return module;
+    }
+    let grads = if max_norm > 0.0 {
+        clip_grad_norm::<AB, M>(&module, grads, max_norm).0
+    } else {
+        grads
+    };
+    optim.step(lr, module, grads)
+}
+
 /// The BLT wrapped for the Learner.
 #[derive(Module, Debug)]
 pub struct BltTrainer<B: Backend> {
@@ -142,10 +182,7 @@ impl<B: AutodiffBackend> TrainStep for BltTrainer<B> {
 
     fn step(&self, batch: BltBatch<B>) -> TrainOutput<LmOutput> {
         let (sums, stats) = self.loss(&batch);
-        if let Some(guard) = &self.guard {
-            guard.observe(stats.loss_sum / stats.bytes.max(1) as f64);
-        }
-        let grads = (sums.mean_loss() / self.accumulation as f64).backward();
+        let grads = guarded_backward(self.guard.as_ref(), &sums, &stats, self.accumulation);
         TrainOutput::new(self, grads, LmOutput::new(stats))
     }
 
@@ -155,15 +192,8 @@ impl<B: AutodiffBackend> TrainStep for BltTrainer<B> {
         O: Optimizer<Self, AB>,
         Self: AutodiffModule<AB>,
     {
-        if self.guard.as_ref().is_some_and(LossGuard::tripped) {
-            return self;
-        }
-        let grads = if self.max_grad_norm > 0.0 {
-            clip_grad_norm::<AB, Self>(&self, grads, self.max_grad_norm).0
-        } else {
-            grads
-        };
-        optim.step(lr, self, grads)
+        let (guard, max_norm) = (self.guard.clone(), self.max_grad_norm);
+        clipped_step(self, guard.as_ref(), max_norm, optim, lr, grads)
     }
 }
 
@@ -225,10 +255,7 @@ impl<B: AutodiffBackend> TrainStep for EntropyTrainer<B> {
 
     fn step(&self, batch: ByteLmBatch<B>) -> TrainOutput<LmOutput> {
         let (sums, stats) = self.loss(&batch);
-        if let Some(guard) = &self.guard {
-            guard.observe(stats.loss_sum / stats.bytes.max(1) as f64);
-        }
-        let grads = (sums.mean_loss() / self.accumulation as f64).backward();
+        let grads = guarded_backward(self.guard.as_ref(), &sums, &stats, self.accumulation);
         TrainOutput::new(self, grads, LmOutput::new(stats))
     }
 
@@ -238,15 +265,8 @@ impl<B: AutodiffBackend> TrainStep for EntropyTrainer<B> {
         O: Optimizer<Self, AB>,
         Self: AutodiffModule<AB>,
     {
-        if self.guard.as_ref().is_some_and(LossGuard::tripped) {
-            return self;
-        }
-        let grads = if self.max_grad_norm > 0.0 {
-            clip_grad_norm::<AB, Self>(&self, grads, self.max_grad_norm).0
-        } else {
-            grads
-        };
-        optim.step(lr, self, grads)
+        let (guard, max_norm) = (self.guard.clone(), self.max_grad_norm);
+        clipped_step(self, guard.as_ref(), max_norm, optim, lr, grads)
     }
 }
 
