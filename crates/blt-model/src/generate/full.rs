@@ -66,6 +66,15 @@ impl<B: Backend> StepDecoder for FullRecompute<'_, '_, B> {
         })
     }
 
+    /// One forward over the whole prompt: only its last position's logits are needed.
+    fn prefill(&mut self, ids: &[u32]) -> Result<Step> {
+        let (last, head) = ids
+            .split_last()
+            .ok_or_else(|| crate::error::ModelError::InvalidInput("the prompt is empty".into()))?;
+        self.ids.extend_from_slice(head);
+        self.push(*last)
+    }
+
     fn patches(&self) -> usize {
         self.patches
     }

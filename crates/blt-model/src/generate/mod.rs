@@ -111,6 +111,14 @@ pub trait StepDecoder {
     /// Consumes the next id; returns the logits for the id after it, and that position's
     /// entropy and whether the following position opens a patch.
     fn push(&mut self, id: u32) -> Result<Step>;
+    /// Consumes a whole prompt (at least one id) and returns the step of its last id.
+    fn prefill(&mut self, ids: &[u32]) -> Result<Step> {
+        let mut last = None;
+        for &id in ids {
+            last = Some(self.push(id)?);
+        }
+        last.ok_or_else(|| ModelError::InvalidInput("the prompt is empty".into()))
+    }
     /// Patches so far (counting the one the next byte belongs to).
     fn patches(&self) -> usize;
     /// Global transformer steps so far.
@@ -207,11 +215,7 @@ impl<'a, B: Backend> Generator<'a, B> {
             },
         );
         debug_assert_eq!(history[0], BOS_ID);
-        let mut step = None;
-        for &id in &history {
-            step = Some(decoder.push(id)?);
-        }
-        let mut step = step.expect("the prompt holds at least BOS");
+        let mut step = decoder.prefill(&history)?;
         let mut bytes = Vec::new();
         let stop = loop {
             if bytes.len() >= generation.max_bytes {
