@@ -11,6 +11,11 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| "target/bench.json".into());
+    // `target/` may not exist when CARGO_TARGET_DIR points elsewhere (as in CI).
+    if let Some(parent) = crate::cmd::workspace_root().join(&out).parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
     let backend = args.backend.clone().unwrap_or_else(|| "ndarray".into());
     let mut cargo: Vec<String> = vec!["run".into(), "-q".into()];
     if !args.quick {
