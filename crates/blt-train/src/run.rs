@@ -245,6 +245,36 @@ fn stage_settings<'a>(
     }
 }
 
+/// A stage's train and validation loaders.
+type StageLoaders<B, O, OV> = (
+    Arc<EpochLoader<B, O>>,
+    Arc<EpochLoader<<B as AutodiffBackend>::InnerBackend, OV>>,
+);
+
+/// The train loader (`steps_per_epoch × accumulation` micro-batches per epoch, seeded order,
+/// starting at `first_epoch`) and the validation loader (every validation group, in order).
+fn stage_loaders<B: AutodiffBackend, O: Send + 'static, OV: Send + 'static>(
+    train_groups: RowGroups,
+    valid_groups: RowGroups,
+    (make, make_valid): (MakeBatch<B, O>, MakeBatch<B::InnerBackend, OV>),
+    t: &TrainingConfig,
+    first_epoch: usize,
+    device: &B::Device,
+) -> StageLoaders<B, O, OV> {
+    let per_epoch = t.steps_per_epoch * t.gradient_accumulation_steps;
+    let valid_len = valid_groups.len();
+    let train = EpochLoader::new(
+        train_groups,
+        make,
+        per_epoch,
+        Some(t.seed),
+        first_epoch,
+        device.clone(),
+    );
+    let valid = EpochLoader::new(valid_groups, make_valid, valid_len, None, 0, device.clone());
+    (Arc::new(train), Arc::new(valid))
+}
+
 /// Stage one: trains the entropy model, saves it under `run_dir/entropy`.
 fn train_entropy_model<B: AutodiffBackend>(
     config: &RunConfig,
@@ -276,25 +306,15 @@ fn train_entropy_model<B: AutodiffBackend>(
         Arc::new(move |rows, d| byte_lm_batch(rows, window, reset, d));
     let make_valid: MakeBatch<B::InnerBackend, ByteLmBatch<B::InnerBackend>> =
         Arc::new(move |rows, d| byte_lm_batch(rows, window, reset, d));
-    let per_epoch = t.steps_per_epoch * t.gradient_accumulation_steps;
-    let train = EpochLoader::<B, _>::new(
+    let (train, valid) = stage_loaders::<B, _, _>(
         train_groups.to_vec(),
-        make,
-        per_epoch,
-        Some(t.seed),
-        first_epoch,
-        device.clone(),
-    );
-    let valid = EpochLoader::<B::InnerBackend, _>::new(
         valid_groups.to_vec(),
-        make_valid,
-        valid_groups.len(),
-        None,
-        0,
-        device.clone(),
+        (make, make_valid),
+        t,
+        first_epoch,
+        device,
     );
-    let (trainer, outcome) =
-        run_stage::<B, _, _>(settings, trainer, Arc::new(train), Arc::new(valid), device)?;
+    let (trainer, outcome) = run_stage::<B, _, _>(settings, trainer, train, valid, device)?;
     save_entropy_model(&run_dir.join("entropy"), m, &trainer.model)?;
     Ok((trainer.model, outcome))
 }
@@ -451,26 +471,16 @@ pub fn train<B: AutodiffBackend>(
             b.try_batch(rows, d)
                 .expect("rows were checked before training")
         });
-    let per_epoch = t.steps_per_epoch * t.gradient_accumulation_steps;
     let mean_patch_length = mean_patch_len(&batcher, &train_groups);
-    let train = EpochLoader::<B, _>::new(
+    let (train, valid) = stage_loaders::<B, _, _>(
         train_groups,
-        make,
-        per_epoch,
-        Some(t.seed),
+        valid_groups,
+        (make, make_valid),
+        t,
         first_epoch,
-        device.clone(),
+        &device,
     );
-    let valid = EpochLoader::<B::InnerBackend, _>::new(
-        valid_groups.clone(),
-        make_valid,
-        valid_groups.len(),
-        None,
-        0,
-        device.clone(),
-    );
-    let (best, blt_stage) =
-        run_stage::<B, _, _>(settings, trainer, Arc::new(train), Arc::new(valid), &device)?;
+    let (best, blt_stage) = run_stage::<B, _, _>(settings, trainer, train, valid, &device)?;
     save_model(run_dir, m, &best.model, entropy_model.as_ref())?;
 
     let parameters = ParameterCounts::of(&best.model, entropy_model.as_ref());
