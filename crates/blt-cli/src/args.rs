@@ -54,7 +54,7 @@ pub enum Command {
     Eval(EvalArgs),
     /// Show per-byte entropies and patch cuts of a text (and plot them).
     #[command(
-        after_help = "Examples:\n  blt-cli entropy --model runs/tiny --text 'In the beginning God created'\n  blt-cli entropy --model runs/tiny --text 'Hello' --plot entropy.svg"
+        after_help = "Examples:\n  blt-cli entropy --model runs/tiny --text 'In the beginning God created'\n  blt-cli entropy --model runs/tiny --text 'Hello' --plot entropy.svg\n  blt-cli entropy --model runs/tiny --text 'Hello' --plot entropy.png"
     )]
     Entropy(EntropyArgs),
     /// Show how a text is cut into patches.

@@ -5,6 +5,7 @@ use std::{
     path::{Path, PathBuf},
     process::Output,
     sync::OnceLock,
+    time::Duration,
 };
 
 use assert_cmd::Command;
@@ -56,8 +57,31 @@ valid_fraction = 0.2
 
 fn cli() -> Command {
     let mut cmd = Command::cargo_bin("blt-cli").expect("the blt-cli binary");
-    cmd.env("RUST_BACKTRACE", "1").env_remove("RUST_LOG");
+    cmd.env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LOG")
+        // Nothing here should wait for input or run long; a hang fails instead of blocking CI.
+        .timeout(Duration::from_secs(300));
     cmd
+}
+
+/// Runs `blt-cli ARGS`.
+fn run_cli(args: &[&str]) -> Output {
+    cli().args(args).output().unwrap()
+}
+
+/// Runs `blt-cli ARGS --model MODEL`.
+fn run_with_model(args: &[&str], model: &Path) -> Output {
+    cli().args(args).arg("--model").arg(model).output().unwrap()
+}
+
+/// Asserts that a run succeeded (showing its stderr if not) and returns it.
+fn assert_ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "blt-cli failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// The trained run directory, shared by all tests (trained once).
@@ -70,17 +94,14 @@ fn run_dir() -> &'static Path {
         let config = root.join("test.toml");
         std::fs::write(&config, CONFIG).unwrap();
         let run = root.join("run");
-        let out = cli()
-            .args(["train", "--plain", "--config"])
-            .arg(&config)
-            .arg("--run-dir")
-            .arg(&run)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "training failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        assert_ok(
+            cli()
+                .args(["train", "--plain", "--config"])
+                .arg(&config)
+                .arg("--run-dir")
+                .arg(&run)
+                .output()
+                .unwrap(),
         );
         run
     })
@@ -152,26 +173,17 @@ fn generate_streams_reproducibly_and_both_paths_agree() {
     let run = run_dir();
     let before = snapshot(run);
     let generate = |extra: &[&str]| {
-        let out = cli()
-            .args([
-                "generate",
-                "--prompt",
-                "In the beginning",
-                "--max-bytes",
-                "24",
-                "--seed",
-                "7",
-            ])
-            .arg("--model")
-            .arg(run)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut args = vec![
+            "generate",
+            "--prompt",
+            "In the beginning",
+            "--max-bytes",
+            "24",
+            "--seed",
+            "7",
+        ];
+        args.extend(extra);
+        let out = assert_ok(run_with_model(&args, run));
         assert!(String::from_utf8_lossy(&out.stderr).contains("bytes/s"));
         out.stdout
     };
@@ -187,8 +199,8 @@ fn generate_streams_reproducibly_and_both_paths_agree() {
 fn eval_bits_per_byte_match_the_model_api() {
     let run = run_dir();
     let before = snapshot(run);
-    let out = cli()
-        .args([
+    let out = assert_ok(run_with_model(
+        &[
             "eval",
             "--data",
             "builtin:kjv",
@@ -197,16 +209,9 @@ fn eval_bits_per_byte_match_the_model_api() {
             "--json",
             "--batch-size",
             "3",
-        ])
-        .arg("--model")
-        .arg(run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ],
+        run,
+    ));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snapshot(run), before, "eval modified the run directory");
 
@@ -248,74 +253,100 @@ fn eval_bits_per_byte_match_the_model_api() {
     );
 }
 
+/// The text the plot tests draw.
+const PLOT_TEXT: &str = "And God said, Let there be light: and there was light.";
+/// `stroke="#RRGGBB"` of the plot's patch-boundary lines and of its threshold line.
+const BOUNDARY_STROKE: &str = r##"stroke="#969696""##;
+const THRESHOLD_STROKE: &str = r##"stroke="#DC143C""##;
+/// The threshold line's colour in the PNG.
+const THRESHOLD_RGB: [u8; 3] = [220, 20, 60];
+
+/// Runs `blt-cli entropy --plot FILE` on [`PLOT_TEXT`] and returns the file's bytes.
+fn entropy_plot(file_name: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join(file_name);
+    let out = assert_ok(
+        cli()
+            .args(["entropy", "--text", PLOT_TEXT, "--plot"])
+            .arg(&plot)
+            .arg("--model")
+            .arg(run_dir())
+            .output()
+            .unwrap(),
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("patch boundaries"));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "a temporary file was left behind");
+    std::fs::read(&plot).unwrap()
+}
+
 #[test]
 fn entropy_plot_is_svg_with_one_mark_per_boundary() {
-    let run = run_dir();
-    let dir = tempfile::tempdir().unwrap();
-    let plot = dir.path().join("h.svg");
-    let text = "And God said, Let there be light: and there was light.";
-    let out = cli()
-        .args(["entropy", "--text", text, "--plot"])
-        .arg(&plot)
-        .arg("--model")
-        .arg(run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let svg = std::fs::read_to_string(&plot).unwrap();
+    let svg = String::from_utf8(entropy_plot("h.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert_eq!(svg.matches("<svg").count(), 1);
-    assert!(svg.contains(r#"class="threshold""#));
+    // The threshold line and its legend swatch.
+    assert_eq!(svg.matches(THRESHOLD_STROKE).count(), 2);
     // The patch command with the same model cuts the same text into N patches; the plot marks
     // every boundary after the forced ones (positions ≥ 2 inside the text).
-    let out = cli()
-        .args(["patch", "--scheme", "entropy", "--text", text, "--model"])
-        .arg(run)
-        .output()
-        .unwrap();
+    let out = run_with_model(
+        &["patch", "--scheme", "entropy", "--text", PLOT_TEXT],
+        run_dir(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let shown = stdout.lines().next().unwrap();
     let groups = shown.matches('[').count();
-    // Groups: [BOS], then one per patch holding text bytes; boundaries ≥ 2 = groups − 2.
+    // Groups: [BOS], then one per patch holding text bytes; boundaries ≥ 2 = groups − 2; plus
+    // one line of the boundary colour in the legend.
     assert_eq!(
-        svg.matches(r#"class="boundary""#).count(),
-        groups - 2,
+        svg.matches(BOUNDARY_STROKE).count(),
+        groups - 2 + 1,
         "{shown}"
     );
 }
 
 #[test]
+fn entropy_plot_is_a_non_blank_png() {
+    let png_bytes = entropy_plot("h.png");
+    assert_eq!(&png_bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&png_bytes[12..16], b"IHDR", "IHDR comes first");
+    let width = u32::from_be_bytes(png_bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(png_bytes[20..24].try_into().unwrap());
+    assert!(
+        (800..=4000).contains(&width) && height == 360,
+        "{width}x{height}"
+    );
+
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&png_bytes))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((frame.width, frame.height), (width, height));
+    assert_eq!(frame.color_type, png::ColorType::Rgb);
+    let pixels = &pixels[..frame.buffer_size()];
+    let count = |rgb: [u8; 3]| pixels.chunks_exact(3).filter(|p| *p == rgb).count();
+    // Not blank: mostly white, with the threshold line across the plot.
+    assert!(count([255, 255, 255]) > pixels.len() / 3 / 2);
+    assert!(count(THRESHOLD_RGB) > width as usize / 2);
+}
+
+#[test]
 fn info_patch_and_calibrate_work() {
     let run = run_dir();
-    let out = cli()
-        .args(["info", "--json", "--model"])
-        .arg(run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = assert_ok(run_with_model(&["info", "--json"], run));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(info["parameters"]["global"].as_u64().unwrap() > 0);
     assert!(info["flops_per_byte"]["forward"].as_f64().unwrap() > 0.0);
 
-    let out = cli()
-        .args(["patch", "--scheme", "space", "--text", "In the beginning"])
-        .output()
-        .unwrap();
+    let out = run_cli(&["patch", "--scheme", "space", "--text", "In the beginning"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).lines().next().unwrap(),
         "[␂][In ][the ][beginning]"
     );
 
-    let out = cli()
-        .args([
+    let out = assert_ok(run_with_model(
+        &[
             "calibrate",
             "--data",
             "builtin:kjv",
@@ -323,31 +354,17 @@ fn info_patch_and_calibrate_work() {
             "8",
             "--target-patch-size",
             "3",
-            "--model",
-        ])
-        .arg(run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ],
+        run,
+    ));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("entropy_threshold = "));
 }
 
 #[test]
 fn bad_input_gives_one_line_errors() {
     let run = run_dir();
-    let generate = |model: &Path, prompt: &str| {
-        cli()
-            .arg("generate")
-            .arg("--model")
-            .arg(model)
-            .args(["--prompt", prompt])
-            .output()
-            .unwrap()
-    };
+    let generate =
+        |model: &Path, prompt: &str| run_with_model(&["generate", "--prompt", prompt], model);
     assert_one_line_error(
         generate(Path::new("/nonexistent/run"), "hi"),
         "does not exist",
@@ -355,20 +372,16 @@ fn bad_input_gives_one_line_errors() {
     assert_one_line_error(generate(run, ""), "prompt is empty");
     assert_one_line_error(generate(run, &"a".repeat(400)), "at most");
     assert_one_line_error(
-        cli()
-            .args(["--backend", "tpu", "info", "--model"])
-            .arg(run)
-            .output()
-            .unwrap(),
+        run_with_model(&["--backend", "tpu", "info"], run),
         "unknown backend",
     );
     assert_one_line_error(
-        cli()
-            .args(["--backend", "wgpu", "info", "--model"])
-            .arg(run)
-            .output()
-            .unwrap(),
+        run_with_model(&["--backend", "wgpu", "info"], run),
         "not compiled",
+    );
+    assert_one_line_error(
+        run_with_model(&["entropy", "--text", "hi", "--plot", "h.jpg"], run),
+        "unknown plot format",
     );
 
     // A copy of the run with a future format version, and one with corrupt weights.
@@ -407,10 +420,7 @@ fn bad_input_gives_one_line_errors() {
         "num_heads (3) must divide hidden_size",
     );
     assert_one_line_error(
-        cli()
-            .args(["train", "--plain", "--config", "/nonexistent.toml"])
-            .output()
-            .unwrap(),
+        run_cli(&["train", "--plain", "--config", "/nonexistent.toml"]),
         "/nonexistent.toml",
     );
 }
