@@ -150,7 +150,8 @@ pub struct GenerateArgs {
     /// Recompute the whole prefix for every byte (slow; for comparison).
     #[arg(long)]
     pub no_cache: bool,
-    /// Interactive screen: prompt box, entropy-coloured output, live speed.
+    /// Interactive screen (needs a terminal): prompt box, output coloured by entropy with patch
+    /// marks, live bytes/s; Up/Down temperature, Esc stop, Ctrl-C quit. --prompt fills the box.
     #[arg(long)]
     pub interactive: bool,
 }

@@ -383,6 +383,12 @@ fn bad_input_gives_one_line_errors() {
         run_with_model(&["entropy", "--text", "hi", "--plot", "h.jpg"], run),
         "unknown plot format",
     );
+    // Without a terminal (the test's stdin and stdout are not TTYs) the screen refuses to start
+    // instead of hanging.
+    assert_one_line_error(
+        run_with_model(&["generate", "--interactive"], run),
+        "needs a terminal",
+    );
 
     // A copy of the run with a future format version, and one with corrupt weights.
     let copy = |name: &str| {

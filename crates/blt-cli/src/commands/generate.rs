@@ -33,6 +33,18 @@ pub fn read_prompt(prompt: &Option<String>, file: &Option<PathBuf>) -> Result<Ve
     Ok(bytes)
 }
 
+/// The text the interactive prompt box starts with: `--prompt` or `--prompt-file`, if given
+/// (stdin is the terminal there, so `--prompt -` is refused).
+fn initial_prompt(args: &GenerateArgs) -> Result<Vec<u8>> {
+    match (args.prompt.as_deref(), &args.prompt_file) {
+        (Some("-"), _) => {
+            bail!("--prompt - reads stdin, which --interactive needs for the keyboard")
+        }
+        (None, None) => Ok(Vec::new()),
+        _ => read_prompt(&args.prompt, &args.prompt_file),
+    }
+}
+
 struct GenerateTask {
     model: PathBuf,
     prompt: Vec<u8>,
@@ -88,7 +100,13 @@ impl BackendTask for GenerateTask {
 
 /// Runs the command.
 pub fn run(global: &GlobalArgs, args: GenerateArgs) -> Result<()> {
-    let prompt = read_prompt(&args.prompt, &args.prompt_file)?;
+    let prompt = if args.interactive {
+        // Before anything else: without a terminal the screen could only hang or garble.
+        super::interactive::require_terminal()?;
+        initial_prompt(&args)?
+    } else {
+        read_prompt(&args.prompt, &args.prompt_file)?
+    };
     let sampling = SamplingConfig {
         temperature: args.temperature,
         top_k: args.top_k,
@@ -108,7 +126,15 @@ pub fn run(global: &GlobalArgs, args: GenerateArgs) -> Result<()> {
         DecodeMode::Incremental
     };
     if args.interactive {
-        bail!("--interactive is not available in this build yet");
+        return dispatch(
+            &global.backend,
+            super::interactive::InteractiveTask {
+                model: args.model,
+                mode,
+                generation,
+                initial_prompt: String::from_utf8_lossy(&prompt).into_owned(),
+            },
+        );
     }
     dispatch(
         &global.backend,

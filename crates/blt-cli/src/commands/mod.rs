@@ -6,6 +6,7 @@ mod entropy;
 mod eval;
 mod generate;
 mod info;
+mod interactive;
 mod patch;
 mod train;
 
