@@ -20,6 +20,7 @@ pub mod clip;
 pub mod config;
 mod error;
 pub mod loader;
+pub mod logs;
 pub mod metrics;
 pub mod renderer;
 mod run;
@@ -37,8 +38,8 @@ pub use metrics::{
 };
 pub use renderer::{Dashboard, PlainRenderer, stdout_is_terminal};
 pub use run::{
-    ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, RunSummary, SUMMARY_FILE, TrainOptions, byte_lm_batch,
-    train,
+    ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, RunSummary, SUMMARY_FILE, Stage, StopAfter, TrainOptions,
+    byte_lm_batch, train,
 };
 pub use schedule::{ScheduleError, WarmupCosine, WarmupCosineConfig};
-pub use step::{BltTrainer, ByteLmBatch, EntropyTrainer, LossGuard};
+pub use step::{BltTrainer, ByteLmBatch, EntropyTrainer, LossGuard, StepBatch};

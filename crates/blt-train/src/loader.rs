@@ -2,6 +2,9 @@
 //! order is an endless stream of seeded permutations of the groups, and epoch `e` takes the
 //! stream's items `[e·n, (e+1)·n)`. The order therefore depends only on the seed and the epoch
 //! index, so a resumed run sees exactly the batches an uninterrupted one would.
+//!
+//! Consecutive runs of `accumulation` batches of the stream make one optimizer step; each batch
+//! is built knowing the target bytes of its whole step (see [`crate::step::StepBatch`]).
 
 use std::sync::{
     Arc,
@@ -14,15 +17,23 @@ use burn::{
     tensor::backend::Backend,
 };
 
-/// Builds one batch from rows on a device.
-pub type MakeBatch<B, O> =
-    Arc<dyn Fn(&[Row], &<B as burn::tensor::backend::BackendTypes>::Device) -> O + Send + Sync>;
+/// Builds one batch from rows on a device; the `usize` is the number of target bytes of the
+/// whole optimizer step the batch belongs to.
+pub type MakeBatch<B, O> = Arc<
+    dyn Fn(&[Row], usize, &<B as burn::tensor::backend::BackendTypes>::Device) -> O + Send + Sync,
+>;
+
+/// Target bytes of a group of rows.
+fn targets(rows: &[Row]) -> usize {
+    rows.iter().map(|r| r.targets().len()).sum()
+}
 
 /// The loader.
 pub struct EpochLoader<B: Backend, O> {
     groups: Arc<Vec<Vec<Row>>>,
     make: MakeBatch<B, O>,
     per_epoch: usize,
+    accumulation: usize,
     seed: Option<u64>,
     next_epoch: Arc<AtomicUsize>,
     device: B::Device,
@@ -31,6 +42,7 @@ pub struct EpochLoader<B: Backend, O> {
 impl<B: Backend, O> EpochLoader<B, O> {
     /// A loader over `groups`, `per_epoch` batches per `iter()` call, shuffled with `seed` (or
     /// in order when `None`), starting at epoch `first_epoch` (0-based; > 0 when resuming).
+    /// `accumulation` batches make one optimizer step; `per_epoch` should be a multiple of it.
     pub fn new(
         groups: Vec<Vec<Row>>,
         make: MakeBatch<B, O>,
@@ -43,10 +55,25 @@ impl<B: Backend, O> EpochLoader<B, O> {
             groups: Arc::new(groups),
             make,
             per_epoch,
+            accumulation: 1,
             seed,
             next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
             device,
         }
+    }
+
+    /// Sets the micro-batches per optimizer step (default 1).
+    pub fn with_accumulation(mut self, accumulation: usize) -> Self {
+        self.accumulation = accumulation.max(1);
+        self
+    }
+
+    /// Target bytes of the optimizer step holding stream position `s`.
+    fn step_targets(&self, s: usize, cache: &mut Option<(usize, Vec<usize>)>) -> usize {
+        let first = s - s % self.accumulation;
+        (first..first + self.accumulation)
+            .map(|p| targets(&self.groups[self.group_at(p, cache)]))
+            .sum()
     }
 
     /// The group index at position `s` of the endless stream.
@@ -81,12 +108,13 @@ impl<B: Backend, O> Iterator for EpochIter<'_, B, O> {
         if self.done >= self.loader.per_epoch || self.loader.groups.is_empty() {
             return None;
         }
-        let group = self
-            .loader
-            .group_at(self.start + self.done, &mut self.cache);
+        let position = self.start + self.done;
+        let group = self.loader.group_at(position, &mut self.cache);
+        let step_targets = self.loader.step_targets(position, &mut self.cache);
         self.done += 1;
         Some((self.loader.make)(
             &self.loader.groups[group],
+            step_targets,
             &self.loader.device,
         ))
     }
@@ -121,6 +149,7 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> for EpochLoader<B, O> {
             groups: self.groups.clone(),
             make: self.make.clone(),
             per_epoch: self.per_epoch,
+            accumulation: self.accumulation,
             seed: self.seed,
             next_epoch: self.next_epoch.clone(),
             device: device.clone(),
@@ -134,6 +163,7 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> for EpochLoader<B, O> {
             groups: Arc::new(self.groups[start..end].to_vec()),
             make: self.make.clone(),
             per_epoch: self.per_epoch.min(end - start),
+            accumulation: self.accumulation,
             seed: self.seed,
             next_epoch: self.next_epoch.clone(),
             device: self.device.clone(),
@@ -156,7 +186,7 @@ mod tests {
                 }]
             })
             .collect();
-        let make: MakeBatch<NdArray, usize> = Arc::new(|rows, _| rows[0].index);
+        let make: MakeBatch<NdArray, usize> = Arc::new(|rows, _, _| rows[0].index);
         EpochLoader::new(groups, make, 5, Some(3), first_epoch, Default::default())
     }
 
@@ -172,5 +202,29 @@ mod tests {
         let mut first_pass = stream[..7].to_vec();
         first_pass.sort();
         assert_eq!(first_pass, (0..7).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn batches_know_the_targets_of_their_step() {
+        // Group i holds one row of i + 2 ids, so i + 1 targets.
+        let groups: Vec<Vec<Row>> = (0..5)
+            .map(|i| {
+                vec![Row {
+                    document: i,
+                    index: i,
+                    ids: vec![1; i + 2],
+                }]
+            })
+            .collect();
+        let make: MakeBatch<NdArray, (usize, usize)> =
+            Arc::new(|rows, step, _| (rows[0].index, step));
+        let loader: EpochLoader<NdArray, _> =
+            EpochLoader::new(groups, make, 4, None, 0, Default::default()).with_accumulation(2);
+        let epoch: Vec<(usize, usize)> = loader.iter().collect();
+        // Steps {0, 1} and {2, 3}: (1 + 2) and (3 + 4) targets.
+        assert_eq!(epoch, [(0, 3), (1, 3), (2, 7), (3, 7)]);
+        // The next epoch wraps around the 5 groups: {4, 0} and {1, 2}.
+        let epoch: Vec<(usize, usize)> = loader.iter().collect();
+        assert_eq!(epoch, [(4, 6), (0, 6), (1, 5), (2, 5)]);
     }
 }

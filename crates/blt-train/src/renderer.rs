@@ -43,6 +43,8 @@ pub enum Dashboard {
     Tui,
     /// [`PlainRenderer`] lines, for logs, pipes and CI.
     Plain,
+    /// No output at all (tests, embedding).
+    Quiet,
 }
 
 impl Dashboard {

@@ -43,7 +43,7 @@ use crate::{
     loader::{EpochLoader, MakeBatch},
     renderer::Dashboard,
     stage::{StageOutcome, StageSettings, last_checkpoint, run_stage},
-    step::{BltTrainer, ByteLmBatch, EntropyTrainer, LossGuard},
+    step::{BltTrainer, ByteLmBatch, EntropyTrainer, LossGuard, StepBatch},
 };
 
 /// File name of the run config inside a run directory.
@@ -52,6 +52,26 @@ pub const RUN_CONFIG_FILE: &str = "config.toml";
 pub const SUMMARY_FILE: &str = "summary.json";
 /// File name of the entropy cache.
 pub const ENTROPY_CACHE_FILE: &str = "entropy_cache.bin";
+
+/// A training stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Stage one: the entropy model.
+    Entropy,
+    /// Stage two: the BLT.
+    Blt,
+}
+
+/// Where [`train`] stops as if interrupted: after `steps` optimizer steps of `stage`
+/// (counting the steps of earlier sessions of a resumed run). The run keeps its last
+/// checkpoint and continues with [`TrainOptions::resume`], like after Ctrl-C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StopAfter {
+    /// The stage.
+    pub stage: Stage,
+    /// Optimizer steps of that stage.
+    pub steps: usize,
+}
 
 /// How to run [`train`].
 #[derive(Clone)]
@@ -66,6 +86,8 @@ pub struct TrainOptions {
     pub interrupter: Interrupter,
     /// The backend's name, for the summary.
     pub backend: String,
+    /// Stop early, as an interruption would (none: train to the end).
+    pub stop_after: Option<StopAfter>,
 }
 
 impl Default for TrainOptions {
@@ -76,6 +98,7 @@ impl Default for TrainOptions {
             dashboard: Dashboard::detect(),
             interrupter: Interrupter::new(),
             backend: String::from("unknown"),
+            stop_after: None,
         }
     }
 }
@@ -217,7 +240,7 @@ pub fn byte_lm_batch<B: Backend>(
 }
 
 fn stage_settings<'a>(
-    name: &'static str,
+    stage: Stage,
     dir: PathBuf,
     training: &'a TrainingConfig,
     steps: usize,
@@ -229,6 +252,14 @@ fn stage_settings<'a>(
         None
     };
     let done = resume_epoch.unwrap_or(0) * training.steps_per_epoch;
+    let (name, seed) = match stage {
+        Stage::Entropy => ("entropy", training.seed),
+        Stage::Blt => ("blt", training.seed.wrapping_add(1)),
+    };
+    let stop_after = options
+        .stop_after
+        .filter(|s| s.stage == stage)
+        .map(|s| s.steps);
     StageSettings {
         name,
         dir,
@@ -241,7 +272,9 @@ fn stage_settings<'a>(
             options.interrupter.clone(),
             training.gradient_accumulation_steps,
             done,
-        ),
+            seed,
+        )
+        .with_stop_after(stop_after),
     }
 }
 
@@ -252,7 +285,8 @@ type StageLoaders<B, O, OV> = (
 );
 
 /// The train loader (`steps_per_epoch × accumulation` micro-batches per epoch, seeded order,
-/// starting at `first_epoch`) and the validation loader (every validation group, in order).
+/// starting at `first_epoch`, each knowing its step's targets) and the validation loader
+/// (every validation group, in order).
 fn stage_loaders<B: AutodiffBackend, O: Send + 'static, OV: Send + 'static>(
     train_groups: RowGroups,
     valid_groups: RowGroups,
@@ -270,7 +304,8 @@ fn stage_loaders<B: AutodiffBackend, O: Send + 'static, OV: Send + 'static>(
         Some(t.seed),
         first_epoch,
         device.clone(),
-    );
+    )
+    .with_accumulation(t.gradient_accumulation_steps);
     let valid = EpochLoader::new(valid_groups, make_valid, valid_len, None, 0, device.clone());
     (Arc::new(train), Arc::new(valid))
 }
@@ -287,7 +322,7 @@ fn train_entropy_model<B: AutodiffBackend>(
     let t = &config.training;
     let m = &config.model;
     let settings = stage_settings(
-        "entropy",
+        Stage::Entropy,
         run_dir.join("entropy-training"),
         t,
         t.entropy_steps,
@@ -298,14 +333,13 @@ fn train_entropy_model<B: AutodiffBackend>(
     let trainer = EntropyTrainer {
         model: EntropyModelConfig::from_blt(m).init::<B>(device),
         max_grad_norm: t.max_grad_norm,
-        accumulation: t.gradient_accumulation_steps,
         guard: Some(settings.guard.clone()),
     };
     let (window, reset) = (m.entropy_context_size, m.reset_entropy_context);
-    let make: MakeBatch<B, ByteLmBatch<B>> =
-        Arc::new(move |rows, d| byte_lm_batch(rows, window, reset, d));
+    let make: MakeBatch<B, StepBatch<ByteLmBatch<B>>> =
+        Arc::new(move |rows, step, d| StepBatch::new(byte_lm_batch(rows, window, reset, d), step));
     let make_valid: MakeBatch<B::InnerBackend, ByteLmBatch<B::InnerBackend>> =
-        Arc::new(move |rows, d| byte_lm_batch(rows, window, reset, d));
+        Arc::new(move |rows, _, d| byte_lm_batch(rows, window, reset, d));
     let (train, valid) = stage_loaders::<B, _, _>(
         train_groups.to_vec(),
         valid_groups.to_vec(),
@@ -315,7 +349,10 @@ fn train_entropy_model<B: AutodiffBackend>(
         device,
     );
     let (trainer, outcome) = run_stage::<B, _, _>(settings, trainer, train, valid, device)?;
-    save_entropy_model(&run_dir.join("entropy"), m, &trainer.model)?;
+    // An interrupted stage is not saved as the entropy model: a resumed run continues it.
+    if !outcome.interrupted {
+        save_entropy_model(&run_dir.join("entropy"), m, &trainer.model)?;
+    }
     Ok((trainer.model, outcome))
 }
 
@@ -381,16 +418,26 @@ pub fn train<B: AutodiffBackend>(
                     &device,
                     &options,
                 )?;
+                let interrupted = outcome.interrupted;
                 entropy_stage = Some(outcome);
+                if interrupted {
+                    tracing::warn!("stopped during the entropy stage; resume with --resume");
+                    return interrupted_summary::<B::InnerBackend>(
+                        &device,
+                        run_dir,
+                        &options,
+                        started,
+                        entropy_stage,
+                        &model_config,
+                        *dataset.stats(),
+                    );
+                }
                 model
             };
             Some(model)
         } else {
             None
         };
-    if options.interrupter.should_stop() {
-        tracing::warn!("stopped during the entropy stage; resume with --resume");
-    }
 
     // The entropy cache: every row of both splits, each computed separately.
     let cache = match &entropy_model {
@@ -446,7 +493,7 @@ pub fn train<B: AutodiffBackend>(
     let batcher = Arc::new(BltBatcher::new(m, cache)?);
     batcher.check_rows(dataset.rows())?;
     let settings = stage_settings(
-        "blt",
+        Stage::Blt,
         run_dir.join("blt-training"),
         t,
         t.max_steps,
@@ -457,17 +504,18 @@ pub fn train<B: AutodiffBackend>(
     let trainer = BltTrainer {
         model: Blt::<B>::new(m, &device)?,
         max_grad_norm: t.max_grad_norm,
-        accumulation: t.gradient_accumulation_steps,
         guard: Some(settings.guard.clone()),
     };
     let b = batcher.clone();
-    let make: MakeBatch<B, blt_data::BltBatch<B>> = Arc::new(move |rows, d| {
-        b.try_batch(rows, d)
-            .expect("rows were checked before training")
+    let make: MakeBatch<B, StepBatch<blt_data::BltBatch<B>>> = Arc::new(move |rows, step, d| {
+        let batch = b
+            .try_batch(rows, d)
+            .expect("rows were checked before training");
+        StepBatch::new(batch, step)
     });
     let b = batcher.clone();
     let make_valid: MakeBatch<B::InnerBackend, blt_data::BltBatch<B::InnerBackend>> =
-        Arc::new(move |rows, d| {
+        Arc::new(move |rows, _, d| {
             b.try_batch(rows, d)
                 .expect("rows were checked before training")
         });
@@ -497,9 +545,44 @@ pub fn train<B: AutodiffBackend>(
         mean_patch_length,
         dataset: *dataset.stats(),
     };
-    let path = run_dir.join(SUMMARY_FILE);
-    let json = serde_json::to_string_pretty(&summary).expect("a summary always serialises");
-    std::fs::write(&path, json).map_err(io_error("writing", &path))?;
+    write_summary(&summary)?;
+    Ok(summary)
+}
+
+fn write_summary(summary: &RunSummary) -> Result<()> {
+    let path = summary.run_dir.join(SUMMARY_FILE);
+    let json = serde_json::to_string_pretty(summary).expect("a summary always serialises");
+    std::fs::write(&path, json).map_err(io_error("writing", &path))
+}
+
+/// The summary of a run stopped during the entropy stage (no BLT trained yet).
+fn interrupted_summary<B: Backend>(
+    device: &B::Device,
+    run_dir: &Path,
+    options: &TrainOptions,
+    started: Instant,
+    entropy_stage: Option<StageOutcome>,
+    model_config: &BltConfig,
+    dataset: blt_data::DatasetStats,
+) -> Result<RunSummary> {
+    // Parameters are counted from their shapes: the model is never initialised.
+    let model = Blt::<B>::new(model_config, device)?;
+    let summary = RunSummary {
+        run_dir: run_dir.to_path_buf(),
+        backend: options.backend.clone(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        entropy_stage,
+        blt_stage: StageOutcome {
+            interrupted: true,
+            ..StageOutcome::default()
+        },
+        parameters: ParameterCounts::of(&model, None),
+        forward_flops_per_byte: 0.0,
+        mean_patch_length: 0.0,
+        dataset,
+        interrupted: true,
+    };
+    write_summary(&summary)?;
     Ok(summary)
 }
 

@@ -33,6 +33,7 @@ use serde::Serialize;
 use crate::{
     config::TrainingConfig,
     error::{Result, TrainError},
+    logs::EpochLogs,
     metrics::{
         AccuracyMetric, BitsPerByteMetric, BytesPerSecondMetric, ConfidenceMetric, LmOutput,
         LossMetric, PatchLengthMetric, PerplexityMetric,
@@ -65,12 +66,39 @@ pub struct EpochMetrics {
     pub train_bytes_per_second: Option<f64>,
 }
 
-/// Saves checkpoints every `every` epochs (delegating which to keep to Burn's default
-/// strategy: the last two and the best by validation loss) and records every epoch's metrics.
+/// Saves checkpoints every `every` epochs and at every new best validation loss (delegating
+/// which to keep to Burn's strategies: the last two and the best by validation loss), and
+/// records every epoch's metrics — on a resumed run, those of the earlier sessions too (read
+/// back from the metric logs).
 struct RecordingStrategy {
     inner: ComposedCheckpointingStrategy,
     every: usize,
     epochs: Arc<Mutex<Vec<EpochMetrics>>>,
+}
+
+impl RecordingStrategy {
+    fn record(epoch: usize, store: &EventStoreClient) -> EpochMetrics {
+        let get =
+            |name: &str, split: Split| store.find_metric(name, epoch, Aggregate::Mean, &split);
+        EpochMetrics {
+            epoch,
+            train_loss: get(LossMetric::NAME, Split::Train),
+            valid_loss: get(LossMetric::NAME, Split::Valid),
+            valid_bits_per_byte: get(BitsPerByteMetric::NAME, Split::Valid),
+            valid_accuracy: get(AccuracyMetric::NAME, Split::Valid),
+            valid_patch_length: get(PatchLengthMetric::NAME, Split::Valid),
+            train_bytes_per_second: get(BytesPerSecondMetric::NAME, Split::Train),
+        }
+    }
+}
+
+/// The epoch with the lowest validation loss (the earliest of equals).
+fn best_epoch<'a>(epochs: impl IntoIterator<Item = &'a EpochMetrics>) -> Option<usize> {
+    epochs
+        .into_iter()
+        .filter_map(|e| Some((e.epoch, e.valid_loss?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+        .map(|(epoch, _)| epoch)
 }
 
 impl CheckpointingStrategy for RecordingStrategy {
@@ -79,22 +107,14 @@ impl CheckpointingStrategy for RecordingStrategy {
         epoch: usize,
         store: &EventStoreClient,
     ) -> Vec<CheckpointingAction> {
-        let get =
-            |name: &str, split: Split| store.find_metric(name, epoch, Aggregate::Mean, &split);
-        self.epochs
-            .lock()
-            .expect("epoch log lock")
-            .push(EpochMetrics {
-                epoch,
-                train_loss: get(LossMetric::NAME, Split::Train),
-                valid_loss: get(LossMetric::NAME, Split::Valid),
-                valid_bits_per_byte: get(BitsPerByteMetric::NAME, Split::Valid),
-                valid_accuracy: get(AccuracyMetric::NAME, Split::Valid),
-                valid_patch_length: get(PatchLengthMetric::NAME, Split::Valid),
-                train_bytes_per_second: get(BytesPerSecondMetric::NAME, Split::Train),
-            });
+        let best = {
+            let mut epochs = self.epochs.lock().expect("epoch log lock");
+            let recorded = epochs.last().map_or(0, |e| e.epoch);
+            epochs.extend((recorded + 1..=epoch).map(|e| Self::record(e, store)));
+            best_epoch(epochs.iter())
+        };
         let actions = self.inner.checkpointing(epoch, store);
-        if epoch.is_multiple_of(self.every) {
+        if epoch.is_multiple_of(self.every) || best == Some(epoch) {
             actions
         } else {
             actions
@@ -126,7 +146,7 @@ pub struct StageSettings<'a> {
 }
 
 /// What a stage produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct StageOutcome {
     /// Per-epoch metrics.
     pub epochs: Vec<EpochMetrics>,
@@ -215,6 +235,10 @@ where
         .metric_train_numeric(BytesPerSecondMetric::new())
         .metric_valid_numeric(BytesPerSecondMetric::new())
         .metric_train_numeric(LearningRateMetric::new())
+        .with_metric_logger(EpochLogs::new(
+            &settings.dir,
+            settings.resume_epoch.unwrap_or(0) + 1,
+        ))
         .with_file_checkpointer(CheckpointRecorder::new())
         .with_checkpointing_strategy(strategy)
         .with_interrupter(settings.interrupter.clone())
@@ -237,8 +261,16 @@ where
     if let Some(epoch) = settings.resume_epoch {
         training = training.checkpoint(epoch);
     }
-    if settings.dashboard == Dashboard::Plain {
-        training = training.renderer(PlainRenderer::new(Box::new(std::io::stdout()), t.log_every));
+    match settings.dashboard {
+        Dashboard::Plain => {
+            training =
+                training.renderer(PlainRenderer::new(Box::new(std::io::stdout()), t.log_every));
+        }
+        Dashboard::Quiet => {
+            training =
+                training.renderer(PlainRenderer::new(Box::new(std::io::sink()), t.log_every));
+        }
+        Dashboard::Tui => {}
     }
     tracing::info!(
         stage = settings.name,
@@ -258,11 +290,12 @@ where
         });
     }
     let epochs_log = epoch_log.lock().expect("epoch log lock").clone();
-    let best_epoch = epochs_log
-        .iter()
-        .filter_map(|e| Some((e.epoch, e.valid_loss?)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(epoch, _)| epoch);
+    let checkpoints = settings.dir.join("checkpoint");
+    let best_epoch = best_epoch(
+        epochs_log
+            .iter()
+            .filter(|e| checkpoints.join(format!("model-{}.mpk", e.epoch)).is_file()),
+    );
     let interrupted = settings.interrupter.should_stop();
     let best = match best_epoch {
         Some(epoch) => {

@@ -1,6 +1,21 @@
 //! Train and inference steps for Burn's Learner: masked cross-entropy, loss scaled for gradient
 //! accumulation, clipping by the global gradient norm in `optimize`, and a guard that stops the
 //! run at the first non-finite loss without applying its update.
+//!
+//! # Gradient accumulation
+//!
+//! The objective of one optimizer step is the mean loss over **every target byte of the step**,
+//! whatever the number of micro-batches. Each micro-batch therefore back-propagates
+//! `loss_sum / step_targets`, where `step_targets` ([`StepBatch::step_targets`]) counts the
+//! targets of all micro-batches of its step; the Learner sums the micro-batches' gradients, so
+//! `k` micro-batches give exactly the gradient of one batch holding all their rows. (Dividing
+//! each micro-batch's *mean* by `k` instead would weight the bytes of short micro-batches more.)
+//!
+//! # Dropout and resuming
+//!
+//! Before each micro-batch the backend's generator is re-seeded from the run's seed and the
+//! micro-batch's index, so the dropout masks of a step do not depend on what ran before it: a
+//! run resumed from a checkpoint draws the same masks as an uninterrupted one.
 
 use std::sync::{
     Arc, Mutex,
@@ -24,12 +39,15 @@ use crate::{
     metrics::{LmOutput, LmStats},
 };
 
-/// Watches the training loss: counts micro-batches and, at the first NaN or infinite loss,
-/// records it and asks the Learner to stop.
+/// Watches the training loss: counts micro-batches, seeds each one's dropout, stops the
+/// Learner after a requested number of steps and, at the first NaN or infinite loss, records it
+/// and asks the Learner to stop.
 #[derive(Clone)]
 pub struct LossGuard {
     interrupter: Interrupter,
     accumulation: usize,
+    seed: u64,
+    stop_after: Option<usize>,
     micro_batches: Arc<AtomicUsize>,
     failure: Arc<Mutex<Option<(usize, f64)>>>,
 }
@@ -45,18 +63,46 @@ impl std::fmt::Debug for LossGuard {
 
 impl LossGuard {
     /// A guard stopping `interrupter`; `accumulation` micro-batches make one optimizer step;
-    /// `done_steps` optimizer steps were already taken (resume).
-    pub fn new(interrupter: Interrupter, accumulation: usize, done_steps: usize) -> Self {
+    /// `done_steps` optimizer steps were already taken (resume); `seed` seeds the dropout of
+    /// every micro-batch.
+    pub fn new(
+        interrupter: Interrupter,
+        accumulation: usize,
+        done_steps: usize,
+        seed: u64,
+    ) -> Self {
         Self {
             interrupter,
-            accumulation,
-            micro_batches: Arc::new(AtomicUsize::new(done_steps * accumulation)),
+            accumulation: accumulation.max(1),
+            seed,
+            stop_after: None,
+            micro_batches: Arc::new(AtomicUsize::new(done_steps * accumulation.max(1))),
             failure: Arc::new(Mutex::new(None)),
         }
     }
 
+    /// Stops the Learner (as the interrupter would) once `steps` optimizer steps are complete,
+    /// counting resumed ones.
+    pub fn with_stop_after(mut self, steps: Option<usize>) -> Self {
+        self.stop_after = steps;
+        self
+    }
+
+    /// Seeds the backend's generator for the micro-batch about to run (see the
+    /// [module docs](self)).
+    fn seed_micro_batch<B: Backend>(&self, device: &B::Device) {
+        let micro = self.micro_batches.load(Ordering::SeqCst) as u64;
+        B::seed(device, mix_seed(self.seed, micro));
+    }
+
     fn observe(&self, loss: f64) {
         let micro = self.micro_batches.fetch_add(1, Ordering::SeqCst);
+        if let Some(steps) = self.stop_after
+            && micro + 1 == steps * self.accumulation
+        {
+            self.interrupter
+                .stop(Some(&format!("stopped after {steps} steps as requested")));
+        }
         if !loss.is_finite() {
             let mut failure = self.failure.lock().expect("loss guard lock");
             if failure.is_none() {
@@ -78,6 +124,34 @@ impl LossGuard {
 
     fn tripped(&self) -> bool {
         self.failure().is_some()
+    }
+}
+
+/// SplitMix64 of `seed + index`: well-spread seeds for consecutive indices.
+fn mix_seed(seed: u64, index: u64) -> u64 {
+    let mut z = seed.wrapping_add(index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A training micro-batch with the number of target bytes of its whole optimizer step (all
+/// its micro-batches), which scales its loss (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct StepBatch<T> {
+    /// The micro-batch.
+    pub batch: T,
+    /// Target bytes of every micro-batch of the optimizer step this one belongs to.
+    pub step_targets: usize,
+}
+
+impl<T> StepBatch<T> {
+    /// Wraps a micro-batch of a step with `step_targets` targets in all.
+    pub fn new(batch: T, step_targets: usize) -> Self {
+        Self {
+            batch,
+            step_targets,
+        }
     }
 }
 
@@ -106,18 +180,18 @@ fn host_stats<B: Backend>(sums: &LossSums<B>, patches: usize, positions: usize) 
     }
 }
 
-/// Records the loss with the guard, then back-propagates the mean loss scaled for gradient
-/// accumulation (the Learner sums the micro-batches' gradients).
+/// Records the loss with the guard, then back-propagates the loss sum divided by the targets
+/// of the whole optimizer step (the Learner sums the micro-batches' gradients).
 fn guarded_backward<B: AutodiffBackend>(
     guard: Option<&LossGuard>,
     sums: &LossSums<B>,
     stats: &LmStats,
-    accumulation: usize,
+    step_targets: usize,
 ) -> B::Gradients {
     if let Some(guard) = guard {
         guard.observe(stats.loss_sum / stats.bytes.max(1) as f64);
     }
-    (sums.mean_loss() / accumulation as f64).backward()
+    (sums.loss_sum.clone() / step_targets.max(1) as f64).backward()
 }
 
 /// One optimizer step after clipping by the global gradient norm; skipped once the guard has
@@ -153,9 +227,7 @@ pub struct BltTrainer<B: Backend> {
     pub model: Blt<B>,
     /// Global-norm clip (0: off).
     pub max_grad_norm: f64,
-    /// Micro-batches per optimizer step (the loss is divided by it).
-    pub accumulation: usize,
-    /// Loss watcher.
+    /// Loss watcher and dropout seeding (none: neither).
     #[module(skip)]
     pub guard: Option<LossGuard>,
 }
@@ -177,12 +249,15 @@ impl<B: Backend> BltTrainer<B> {
 }
 
 impl<B: AutodiffBackend> TrainStep for BltTrainer<B> {
-    type Input = BltBatch<B>;
+    type Input = StepBatch<BltBatch<B>>;
     type Output = LmOutput;
 
-    fn step(&self, batch: BltBatch<B>) -> TrainOutput<LmOutput> {
-        let (sums, stats) = self.loss(&batch);
-        let grads = guarded_backward(self.guard.as_ref(), &sums, &stats, self.accumulation);
+    fn step(&self, batch: StepBatch<BltBatch<B>>) -> TrainOutput<LmOutput> {
+        if let Some(guard) = &self.guard {
+            guard.seed_micro_batch::<B>(&batch.batch.targets.device());
+        }
+        let (sums, stats) = self.loss(&batch.batch);
+        let grads = guarded_backward(self.guard.as_ref(), &sums, &stats, batch.step_targets);
         TrainOutput::new(self, grads, LmOutput::new(stats))
     }
 
@@ -228,9 +303,7 @@ pub struct EntropyTrainer<B: Backend> {
     pub model: EntropyModel<B>,
     /// Global-norm clip (0: off).
     pub max_grad_norm: f64,
-    /// Micro-batches per optimizer step.
-    pub accumulation: usize,
-    /// Loss watcher.
+    /// Loss watcher and dropout seeding (none: neither).
     #[module(skip)]
     pub guard: Option<LossGuard>,
 }
@@ -250,12 +323,15 @@ impl<B: Backend> EntropyTrainer<B> {
 }
 
 impl<B: AutodiffBackend> TrainStep for EntropyTrainer<B> {
-    type Input = ByteLmBatch<B>;
+    type Input = StepBatch<ByteLmBatch<B>>;
     type Output = LmOutput;
 
-    fn step(&self, batch: ByteLmBatch<B>) -> TrainOutput<LmOutput> {
-        let (sums, stats) = self.loss(&batch);
-        let grads = guarded_backward(self.guard.as_ref(), &sums, &stats, self.accumulation);
+    fn step(&self, batch: StepBatch<ByteLmBatch<B>>) -> TrainOutput<LmOutput> {
+        if let Some(guard) = &self.guard {
+            guard.seed_micro_batch::<B>(&batch.batch.ids.device());
+        }
+        let (sums, stats) = self.loss(&batch.batch);
+        let grads = guarded_backward(self.guard.as_ref(), &sums, &stats, batch.step_targets);
         TrainOutput::new(self, grads, LmOutput::new(stats))
     }
 

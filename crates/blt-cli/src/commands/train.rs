@@ -76,6 +76,7 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
         dashboard,
         interrupter,
         backend: String::new(),
+        stop_after: None,
     };
     let summary = dispatch(
         &global.backend,

@@ -132,6 +132,7 @@ fn sequences(count: usize) -> Vec<Vec<i64>> {
 
 #[test]
 fn learner_trains_with_plain_renderer_and_custom_metrics() {
+    let _serial = crate::common::serial();
     let dir = tempfile::tempdir().unwrap();
     let device = Default::default();
     Train::seed(&device, 7);
