@@ -291,11 +291,19 @@ fn differential_with_zero_lambda_is_standard_attention_on_first_map() {
     );
 }
 
+/// Grouped attention must agree with dense masked attention for small and large groups,
+/// including a query whose whole group is masked (exact zeros).
 #[test]
 fn grouped_cross_attention_equals_masked_dense_attention() {
+    for g in [2, 4, 40] {
+        check_grouped(g);
+    }
+}
+
+fn check_grouped(g: usize) {
     B::seed(&device(), 8);
     let cross = CrossAttentionConfig::new(16, 16, 4).init::<B>(&device());
-    let (batch, tq, groups, g) = (2, 5, 3, 4);
+    let (batch, tq, groups) = (2, 5, 3);
     let queries = randn([batch, tq, 16]);
     let context = randn([batch, groups * g, 16]);
     let index: Vec<i64> = vec![0, 2, 1, 1, 0, 2, 2, 0, 1, 0];
@@ -304,6 +312,8 @@ fn grouped_cross_attention_equals_masked_dense_attention() {
     for b in 0..batch {
         within[(b * tq + 3) * g + g - 1] = true;
     }
+    // Query 4 of row 0 sees nothing.
+    within[4 * g..5 * g].fill(true);
     let mut dense = vec![true; batch * tq * groups * g];
     for b in 0..batch {
         for i in 0..tq {
@@ -328,5 +338,13 @@ fn grouped_cross_attention_equals_masked_dense_attention() {
         context,
         Tensor::from_data(TensorData::new(dense, [batch, tq, groups * g]), &device()),
     );
-    assert!(max_abs_diff(grouped, full) < 1e-5);
+    let blind: f32 = grouped
+        .clone()
+        .narrow(0, 0, 1)
+        .narrow(1, 4, 1)
+        .abs()
+        .max()
+        .into_scalar();
+    assert_eq!(blind, 0.0, "a fully masked group must give zeros (g = {g})");
+    assert!(max_abs_diff(grouped, full) < 1e-5, "g = {g}");
 }
