@@ -13,11 +13,14 @@
 //! splits at once), for example `.metric_train_numeric(LossMetric::new())
 //! .metric_valid_numeric(LossMetric::new())`. Add Burn's
 //! `burn::train::metric::LearningRateMetric` with `metric_train_numeric` only (the
-//! validation split has no learning rate). Without a terminal, pass
-//! `.renderer(PlainRenderer::new(..))` (see [`Dashboard::detect`]).
+//! validation split has no learning rate). On a terminal, pass `.renderer(TuiDashboard::new(..))`
+//! (our dashboard: Burn 0.21's own TUI keeps a CPU core busy, see [`dashboard`]); without
+//! one, `.renderer(PlainRenderer::new(..))` (see [`Dashboard::detect`]).
 
+mod batches;
 pub mod clip;
 pub mod config;
+pub mod dashboard;
 mod error;
 pub mod loader;
 pub mod logs;
@@ -28,8 +31,10 @@ pub mod schedule;
 pub mod stage;
 pub mod step;
 
+pub use batches::byte_lm_batch;
 pub use clip::{clip_grad_norm, grad_norm};
 pub use config::{DataConfig, RunConfig, TrainingConfig};
+pub use dashboard::{StageInfo, TuiDashboard};
 pub use error::{Result, TrainError};
 pub use loader::{EpochLoader, MakeBatch};
 pub use metrics::{
@@ -39,7 +44,7 @@ pub use metrics::{
 pub use renderer::{Dashboard, PlainRenderer, stdout_is_terminal};
 pub use run::{
     ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, RunSummary, SUMMARY_FILE, Stage, StopAfter, TrainOptions,
-    byte_lm_batch, train,
+    train,
 };
 pub use schedule::{ScheduleError, WarmupCosine, WarmupCosineConfig};
 pub use step::{BltTrainer, ByteLmBatch, EntropyTrainer, LossGuard, StepBatch};

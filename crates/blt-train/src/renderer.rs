@@ -39,8 +39,13 @@ pub fn stdout_is_terminal() -> bool {
 /// Which training dashboard to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dashboard {
-    /// Burn's terminal UI (`TuiMetricsRendererWrapper`); needs a terminal.
+    /// Our terminal UI, [`crate::TuiDashboard`]; needs a terminal (falls back to
+    /// [`Dashboard::Plain`] when it cannot take it over).
     Tui,
+    /// Burn 0.21's terminal UI (`TuiMetricsRendererWrapper`), whose thread keeps a CPU core
+    /// busy; kept to measure what that costs. Needs a terminal (else Burn prints progress
+    /// lines without values).
+    BurnTui,
     /// [`PlainRenderer`] lines, for logs, pipes and CI.
     Plain,
     /// No output at all (tests, embedding).

@@ -19,28 +19,25 @@ use std::{
 };
 
 use blt_data::{
-    BatchPlan, BatchPlanConfig, BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache,
-    Row, SplitDataset, compute_entropies,
+    BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, Row, compute_entropies,
 };
 use blt_model::{
     Blt, BltConfig, EntropyModel, EntropyModelConfig, FlopsPerByte, ParameterCounts, PatchingKind,
-    entropy_model_identity, entropy_segments, load_entropy_model, save_entropy_model, save_model,
+    entropy_model_identity, load_entropy_model, save_entropy_model, save_model,
 };
 use blt_patching::{CalibrationOptions, calibrate_threshold};
 use burn::{
     data::dataset::Dataset,
-    tensor::{
-        Bool, Int, Tensor, TensorData,
-        backend::{AutodiffBackend, Backend},
-    },
+    tensor::backend::{AutodiffBackend, Backend},
     train::Interrupter,
 };
 use serde::Serialize;
 
 use crate::{
+    batches::{byte_lm_batch, loaders_groups, mean_patch_len, stage_loaders},
     config::{RunConfig, TrainingConfig},
     error::{Result, TrainError},
-    loader::{EpochLoader, MakeBatch},
+    loader::MakeBatch,
     renderer::Dashboard,
     stage::{StageOutcome, StageSettings, last_checkpoint, run_stage},
     step::{BltTrainer, ByteLmBatch, EntropyTrainer, LossGuard, StepBatch},
@@ -160,87 +157,9 @@ fn prepare_run_dir(run_dir: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
-/// Rows grouped into batches.
-type RowGroups = Vec<Vec<Row>>;
-
-fn plan_groups<D: Dataset<Row>>(data: &D, batch: &BatchPlanConfig) -> Result<Vec<Vec<Row>>> {
-    let plan = BatchPlan::new(data, batch)?;
-    Ok(plan
-        .groups()
-        .iter()
-        .map(|g| g.iter().filter_map(|&i| data.get(i)).collect())
-        .collect())
-}
-
-/// Train and validation row groups.
-fn loaders_groups(
-    split_train: &SplitDataset,
-    split_valid: &SplitDataset,
-    t: &TrainingConfig,
-) -> Result<(RowGroups, RowGroups)> {
-    let train = plan_groups(
-        split_train,
-        &BatchPlanConfig {
-            batch_size: t.batch_size,
-            max_batch_bytes: t.max_batch_bytes,
-            seed: None,
-        },
-    )?;
-    let mut valid = plan_groups(
-        split_valid,
-        &BatchPlanConfig {
-            batch_size: t.eval_batch_size,
-            max_batch_bytes: None,
-            seed: None,
-        },
-    )?;
-    if t.eval_batches > 0 {
-        valid.truncate(t.eval_batches);
-    }
-    if train.is_empty() || valid.is_empty() {
-        return Err(TrainError::InvalidConfig(
-            "the data gives no training or no validation batch; use more documents or a larger data.valid_fraction".into(),
-        ));
-    }
-    Ok((train, valid))
-}
-
-/// Builds an entropy-model batch: windowed causal mask, reset at documents (and newlines when
-/// `reset` is set), targets shifted by one.
-pub fn byte_lm_batch<B: Backend>(
-    rows: &[Row],
-    window: usize,
-    reset: bool,
-    device: &B::Device,
-) -> ByteLmBatch<B> {
-    let batch = rows.len();
-    let seq = rows.iter().map(|r| r.input().len()).max().unwrap_or(1);
-    let mut ids = vec![0i64; batch * seq];
-    let mut targets = vec![0i64; batch * seq];
-    let mut real = vec![false; batch * seq];
-    let mut segments = Vec::with_capacity(batch);
-    for (b, row) in rows.iter().enumerate() {
-        for (t, (&x, &y)) in row.input().iter().zip(row.targets()).enumerate() {
-            ids[b * seq + t] = x as i64;
-            targets[b * seq + t] = y as i64;
-            real[b * seq + t] = true;
-        }
-        let mut seg = entropy_segments(row.input(), reset);
-        seg.resize(seq, u32::MAX);
-        segments.push(seg);
-    }
-    let num_targets = real.iter().filter(|&&r| r).count();
-    ByteLmBatch {
-        ids: Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [batch, seq]), device),
-        targets: Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [batch, seq]), device),
-        target_mask: Tensor::<B, 2, Bool>::from_data(TensorData::new(real, [batch, seq]), device),
-        mask: blt_core::mask::local_causal_mask(batch, seq, Some(window), Some(&segments), device),
-        num_targets,
-    }
-}
-
 fn stage_settings<'a>(
     stage: Stage,
+    stages: usize,
     dir: PathBuf,
     training: &'a TrainingConfig,
     steps: usize,
@@ -252,9 +171,9 @@ fn stage_settings<'a>(
         None
     };
     let done = resume_epoch.unwrap_or(0) * training.steps_per_epoch;
-    let (name, seed) = match stage {
-        Stage::Entropy => ("entropy", training.seed),
-        Stage::Blt => ("blt", training.seed.wrapping_add(1)),
+    let (name, seed, position) = match stage {
+        Stage::Entropy => ("entropy", training.seed, (1, stages)),
+        Stage::Blt => ("blt", training.seed.wrapping_add(1), (stages, stages)),
     };
     let stop_after = options
         .stop_after
@@ -262,6 +181,7 @@ fn stage_settings<'a>(
         .map(|s| s.steps);
     StageSettings {
         name,
+        position,
         dir,
         training,
         steps,
@@ -278,38 +198,6 @@ fn stage_settings<'a>(
     }
 }
 
-/// A stage's train and validation loaders.
-type StageLoaders<B, O, OV> = (
-    Arc<EpochLoader<B, O>>,
-    Arc<EpochLoader<<B as AutodiffBackend>::InnerBackend, OV>>,
-);
-
-/// The train loader (`steps_per_epoch × accumulation` micro-batches per epoch, seeded order,
-/// starting at `first_epoch`, each knowing its step's targets) and the validation loader
-/// (every validation group, in order).
-fn stage_loaders<B: AutodiffBackend, O: Send + 'static, OV: Send + 'static>(
-    train_groups: RowGroups,
-    valid_groups: RowGroups,
-    (make, make_valid): (MakeBatch<B, O>, MakeBatch<B::InnerBackend, OV>),
-    t: &TrainingConfig,
-    first_epoch: usize,
-    device: &B::Device,
-) -> StageLoaders<B, O, OV> {
-    let per_epoch = t.steps_per_epoch * t.gradient_accumulation_steps;
-    let valid_len = valid_groups.len();
-    let train = EpochLoader::new(
-        train_groups,
-        make,
-        per_epoch,
-        Some(t.seed),
-        first_epoch,
-        device.clone(),
-    )
-    .with_accumulation(t.gradient_accumulation_steps);
-    let valid = EpochLoader::new(valid_groups, make_valid, valid_len, None, 0, device.clone());
-    (Arc::new(train), Arc::new(valid))
-}
-
 /// Stage one: trains the entropy model, saves it under `run_dir/entropy`.
 fn train_entropy_model<B: AutodiffBackend>(
     config: &RunConfig,
@@ -323,6 +211,7 @@ fn train_entropy_model<B: AutodiffBackend>(
     let m = &config.model;
     let settings = stage_settings(
         Stage::Entropy,
+        2,
         run_dir.join("entropy-training"),
         t,
         t.entropy_steps,
@@ -492,8 +381,14 @@ pub fn train<B: AutodiffBackend>(
     // Stage two: the BLT.
     let batcher = Arc::new(BltBatcher::new(m, cache)?);
     batcher.check_rows(dataset.rows())?;
+    let stages = if m.patching == PatchingKind::Entropy {
+        2
+    } else {
+        1
+    };
     let settings = stage_settings(
         Stage::Blt,
+        stages,
         run_dir.join("blt-training"),
         t,
         t.max_steps,
@@ -584,16 +479,4 @@ fn interrupted_summary<B: Backend>(
     };
     write_summary(&summary)?;
     Ok(summary)
-}
-
-/// Mean patch length over (a sample of) the training rows.
-fn mean_patch_len(batcher: &BltBatcher, groups: &[Vec<Row>]) -> f64 {
-    let (mut positions, mut patches) = (0usize, 0usize);
-    for row in groups.iter().flatten().take(512) {
-        if let Ok(prepared) = batcher.prepare(row) {
-            positions += prepared.len();
-            patches += prepared.patches.num_patches();
-        }
-    }
-    positions as f64 / patches.max(1) as f64
 }

@@ -32,6 +32,7 @@ use serde::Serialize;
 
 use crate::{
     config::TrainingConfig,
+    dashboard::{StageInfo, TuiDashboard},
     error::{Result, TrainError},
     logs::EpochLogs,
     metrics::{
@@ -129,6 +130,8 @@ impl CheckpointingStrategy for RecordingStrategy {
 pub struct StageSettings<'a> {
     /// `entropy` or `blt`.
     pub name: &'static str,
+    /// The stage's position in the run and the run's number of stages (for the dashboard).
+    pub position: (usize, usize),
     /// Directory of its checkpoints and metric logs.
     pub dir: PathBuf,
     /// The recipe.
@@ -261,16 +264,28 @@ where
     if let Some(epoch) = settings.resume_epoch {
         training = training.checkpoint(epoch);
     }
+    let plain = |out: Box<dyn std::io::Write + Send + Sync>| PlainRenderer::new(out, t.log_every);
     match settings.dashboard {
-        Dashboard::Plain => {
-            training =
-                training.renderer(PlainRenderer::new(Box::new(std::io::stdout()), t.log_every));
+        Dashboard::Plain => training = training.renderer(plain(Box::new(std::io::stdout()))),
+        Dashboard::Quiet => training = training.renderer(plain(Box::new(std::io::sink()))),
+        Dashboard::Tui => {
+            let stage = StageInfo {
+                name: settings.name.to_string(),
+                index: settings.position.0,
+                count: settings.position.1,
+                total_steps: settings.steps,
+                accumulation: t.gradient_accumulation_steps,
+            };
+            training = match TuiDashboard::new(stage, settings.interrupter.clone()) {
+                Ok(dashboard) => training.renderer(dashboard),
+                Err(e) => {
+                    tracing::warn!("cannot start the dashboard ({e}); printing log lines");
+                    training.renderer(plain(Box::new(std::io::stdout())))
+                }
+            };
         }
-        Dashboard::Quiet => {
-            training =
-                training.renderer(PlainRenderer::new(Box::new(std::io::sink()), t.log_every));
-        }
-        Dashboard::Tui => {}
+        // Burn's default renderer: its TUI on a terminal.
+        Dashboard::BurnTui => {}
     }
     tracing::info!(
         stage = settings.name,

@@ -65,11 +65,10 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
     } else {
         Dashboard::detect()
     };
-    if dashboard == Dashboard::Plain {
-        // Ctrl-C stops at the next batch; the last checkpoint is kept and --resume continues.
-        let stop = interrupter.clone();
-        let _ = ctrlc::set_handler(move || stop.stop(Some("interrupted (Ctrl-C)")));
-    }
+    // Ctrl-C stops at the next batch; the last checkpoint is kept and --resume continues. (The
+    // dashboard's raw mode turns Ctrl-C into a key, which it handles the same way.)
+    let stop = interrupter.clone();
+    let _ = ctrlc::set_handler(move || stop.stop(Some("interrupted (Ctrl-C)")));
     let options = TrainOptions {
         resume: args.resume,
         entropy_model: args.entropy_model.clone(),
