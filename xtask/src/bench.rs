@@ -16,17 +16,17 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    let backend = args.backend.clone().unwrap_or_else(|| "ndarray".into());
+    // `auto`: on CPU, ndarray for training and forward, flex for generation (blt-cli picks per
+    // workload); both CPU backends are default features of blt-cli.
+    let backend = args.backend.clone().unwrap_or_else(|| "auto".into());
     let mut cargo: Vec<String> = vec!["run".into(), "-q".into()];
     if !args.quick {
         cargo.push("--release".into());
     }
-    cargo.extend([
-        "-p".into(),
-        "blt-cli".into(),
-        "--features".into(),
-        backend.clone(),
-    ]);
+    cargo.extend(["-p".into(), "blt-cli".into()]);
+    if matches!(backend.as_str(), "wgpu" | "cuda") {
+        cargo.extend(["--features".into(), backend.clone()]);
+    }
     cargo.extend([
         "--".into(),
         "--backend".into(),

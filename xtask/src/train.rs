@@ -22,8 +22,7 @@ pub fn choose_backend(requested: Option<&str>) -> Result<(&'static str, String)>
         None if gpu_present() => ("cuda", "an NVIDIA GPU and driver are present".into()),
         None => (
             "ndarray",
-            "no GPU found; ndarray is the faster CPU backend on this machine class (see README)"
-                .into(),
+            "no GPU found; ndarray trains faster than flex on CPU (see README)".into(),
         ),
     })
 }

@@ -8,6 +8,11 @@ use burn::tensor::backend::Backend;
 pub trait BackendTask {
     /// What it returns.
     type Output;
+    /// The CPU backends `auto` tries, fastest first for this kind of work. Measured on 2 cores
+    /// (`cargo run --release -p blt-model --example profile`): ndarray trains and runs whole
+    /// batches at least as fast as flex, while flex decodes one byte at a time 4-5x faster
+    /// (its small ops cost less). Generation overrides this.
+    const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Ndarray, BackendKind::Flex];
     /// Runs on backend `B` with `device`; `name` is the backend's name.
     fn run<B: Backend>(self, device: B::Device, name: &'static str) -> Result<Self::Output>;
 }
@@ -52,7 +57,7 @@ fn nvidia_gpu_present() -> bool {
 }
 
 /// Resolves `--backend` (auto, ndarray, flex, wgpu, cuda) and says why.
-pub fn resolve(choice: &str) -> Result<(BackendKind, String)> {
+pub fn resolve(choice: &str, cpu_preference: [BackendKind; 2]) -> Result<(BackendKind, String)> {
     let kind = match choice {
         "auto" => {
             if BackendKind::Cuda.compiled() && nvidia_gpu_present() {
@@ -61,9 +66,8 @@ pub fn resolve(choice: &str) -> Result<(BackendKind, String)> {
                     "auto: an NVIDIA GPU is present and CUDA is compiled in".into(),
                 ));
             }
-            // On CPU, the faster of the compiled CPU backends (see README: ndarray measured
-            // against flex on 2 cores).
-            for kind in [BackendKind::Ndarray, BackendKind::Flex] {
+            // On CPU, the compiled CPU backend that is faster for this kind of work.
+            for kind in cpu_preference {
                 if kind.compiled() {
                     return Ok((
                         kind,
@@ -94,7 +98,7 @@ pub fn resolve(choice: &str) -> Result<(BackendKind, String)> {
 
 /// Runs `task` on the backend `choice` resolves to.
 pub fn dispatch<T: BackendTask>(choice: &str, task: T) -> Result<T::Output> {
-    let (kind, why) = resolve(choice)?;
+    let (kind, why) = resolve(choice, T::CPU_PREFERENCE)?;
     tracing::info!(backend = kind.name(), "{why}");
     match kind {
         #[cfg(feature = "ndarray")]

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::{
     args::{BenchArgs, GlobalArgs},
-    backend::{BackendTask, dispatch},
+    backend::{BackendKind, BackendTask, dispatch},
 };
 
 /// Peak resident memory of this process (VmHWM), bytes.
@@ -126,8 +126,46 @@ impl BackendTask for BenchTask {
             Ok(batch.num_targets)
         })?;
 
+        Ok(json!({
+            "machine": machine(),
+            "backend": name,
+            "quick": self.quick,
+            "config": { "model": config, "batch_size": t.batch_size, "sequence_length": t.max_sequence_length },
+            "parameters": params,
+            "mean_patch_length": mean_patch,
+            "flops_per_byte": { "forward": flops.forward(), "training": flops.training() },
+            "training": {
+                "bytes_per_s": train_bps,
+                "seconds": train_s,
+                "steps": reps,
+                "gflops_per_s": train_bps * flops.training() / 1e9,
+            },
+            "forward": {
+                "bytes_per_s": forward_bps,
+                "seconds": forward_s,
+                "gflops_per_s": forward_bps * flops.forward() / 1e9,
+            },
+        }))
+    }
+}
+
+/// Generation at batch 1, incremental and full recompute, on the backend `auto` picks for
+/// generation (flex on CPU; see `BackendTask::CPU_PREFERENCE`).
+struct GenerationBench {
+    config: BltConfig,
+    quick: bool,
+}
+
+impl BackendTask for GenerationBench {
+    type Output = Value;
+    const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Flex, BackendKind::Ndarray];
+
+    fn run<B: Backend>(self, device: B::Device, name: &'static str) -> Result<Value> {
+        let config = &self.config;
+        B::seed(&device, 0);
         // Generation, batch 1: incremental and full recompute.
-        let generator = Generator::new(&inference, None, config, device.clone())?;
+        let model = Blt::<B>::new(config, &device)?;
+        let generator = Generator::new(&model, None, config, device.clone())?;
         let text = blt_data::BuiltinCorpus::Kjv.text()?;
         let mut generation = Vec::new();
         let cases: &[(usize, usize, usize)] = if self.quick {
@@ -167,28 +205,7 @@ impl BackendTask for BenchTask {
                 "speedup": incremental / full,
             }));
         }
-        Ok(json!({
-            "machine": machine(),
-            "backend": name,
-            "quick": self.quick,
-            "config": { "model": config, "batch_size": t.batch_size, "sequence_length": t.max_sequence_length },
-            "parameters": params,
-            "mean_patch_length": mean_patch,
-            "flops_per_byte": { "forward": flops.forward(), "training": flops.training() },
-            "training": {
-                "bytes_per_s": train_bps,
-                "seconds": train_s,
-                "steps": reps,
-                "gflops_per_s": train_bps * flops.training() / 1e9,
-            },
-            "forward": {
-                "bytes_per_s": forward_bps,
-                "seconds": forward_s,
-                "gflops_per_s": forward_bps * flops.forward() / 1e9,
-            },
-            "generation": generation,
-            "peak_rss_bytes": peak_rss(),
-        }))
+        Ok(json!({ "backend": name, "cases": generation }))
     }
 }
 
@@ -196,13 +213,22 @@ impl BackendTask for BenchTask {
 pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
     let config = RunConfig::load(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
-    let report = dispatch(
+    let model = config.model.clone();
+    let mut report = dispatch(
         &global.backend,
         BenchTask {
             config,
             quick: args.quick,
         },
     )?;
+    report["generation"] = dispatch(
+        &global.backend,
+        GenerationBench {
+            config: model,
+            quick: args.quick,
+        },
+    )?;
+    report["peak_rss_bytes"] = json!(peak_rss());
     let text = serde_json::to_string_pretty(&report)?;
     println!("{text}");
     if let Some(out) = args.out {

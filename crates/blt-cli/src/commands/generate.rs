@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 
 use crate::{
     args::{GenerateArgs, GlobalArgs},
-    backend::{BackendTask, dispatch},
+    backend::{BackendKind, BackendTask, dispatch},
     output::ByteSink,
 };
 
@@ -54,6 +54,8 @@ struct GenerateTask {
 
 impl BackendTask for GenerateTask {
     type Output = ();
+    // Byte-at-a-time decoding: flex's small ops cost less (see `BackendTask::CPU_PREFERENCE`).
+    const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Flex, BackendKind::Ndarray];
 
     fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
         let loaded = load_model::<B>(&self.model, &device)
