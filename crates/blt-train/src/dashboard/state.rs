@@ -190,6 +190,18 @@ pub struct DashboardState {
 /// Name of the metric plotted.
 const LOSS: &str = "Loss";
 
+/// Rows of the metric table, in this order when present.
+const ORDER: [&str; 8] = [
+    LOSS,
+    "Bits per byte",
+    "Accuracy",
+    "Perplexity",
+    "Confidence",
+    "Patch length",
+    "Learning Rate",
+    "Bytes per second",
+];
+
 impl DashboardState {
     /// The state of a dashboard for `stage`.
     pub fn new(stage: StageInfo) -> Self {
@@ -337,9 +349,17 @@ impl DashboardState {
 
     /// A snapshot for drawing.
     pub fn view(&self, now: Instant) -> View {
-        let rows = self
-            .definitions
-            .iter()
+        // Known metrics in a fixed order, then the others as registered.
+        let rank = |d: &&MetricDefinition| {
+            ORDER
+                .iter()
+                .position(|name| *name == d.name)
+                .unwrap_or(ORDER.len())
+        };
+        let mut definitions: Vec<&MetricDefinition> = self.definitions.iter().collect();
+        definitions.sort_by_key(rank);
+        let rows = definitions
+            .into_iter()
             .filter_map(|d| {
                 let train = self.train.values.get(&d.metric_id);
                 let valid = self.valid.values.get(&d.metric_id);

@@ -65,9 +65,10 @@ fn stage() -> StageInfo {
 /// A state after two training batches, a validation epoch and two more batches.
 fn state(start: Instant) -> DashboardState {
     let mut s = DashboardState::new(stage());
+    // Registered out of order: shown as Loss, Bits per byte, Accuracy.
+    s.register(definition("Accuracy", Some("%")));
     s.register(definition("Loss", None));
     s.register(definition("Bits per byte", Some("bpb")));
-    s.register(definition("Accuracy", Some("%")));
     for (i, (loss, bytes)) in [(4.0, 100), (2.0, 300)].into_iter().enumerate() {
         s.update_train(numeric("Loss", loss, bytes));
         s.update_train(numeric("Bits per byte", loss / 2.0, bytes));
@@ -196,6 +197,9 @@ fn the_screen_shows_stage_progress_metrics_plot_and_keys() {
     let text = screen(&s.view(start), 140, 30);
     assert!(text.contains("stopping after this batch"), "{text}");
     assert!(text.contains("continue with --resume"), "{text}");
+    let mut finished = state(start);
+    finished.done();
+    assert!(screen(&finished.view(start), 140, 30).contains("stage finished"));
     // An empty dashboard draws too.
     let empty = DashboardState::new(stage()).view(start);
     assert!(screen(&empty, 60, 12).contains("waiting for the first batch"));

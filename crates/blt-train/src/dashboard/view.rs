@@ -194,12 +194,13 @@ fn plot(frame: &mut Frame<'_>, area: Rect, view: &View) {
 }
 
 fn footer(frame: &mut Frame<'_>, area: Rect, view: &View) {
-    let text = match &view.stop_reason {
-        Some(reason) => Line::from(vec![
+    let text = match (&view.stop_reason, view.phase) {
+        (Some(reason), _) => Line::from(vec![
             Span::raw(format!(" {reason}: ")),
             "the last checkpoint is kept; continue with --resume".bold(),
         ]),
-        None => Line::from(vec![
+        (None, Phase::Done) => Line::from(" stage finished"),
+        (None, _) => Line::from(vec![
             " q".bold(),
             Span::raw(" stop training (keeps the last checkpoint; continue with --resume)"),
         ]),
