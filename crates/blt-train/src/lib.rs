@@ -30,6 +30,8 @@ mod run;
 pub mod schedule;
 pub mod stage;
 pub mod step;
+#[cfg(test)]
+mod test_events;
 
 pub use batches::byte_lm_batch;
 pub use clip::{clip_grad_norm, grad_norm};

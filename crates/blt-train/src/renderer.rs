@@ -357,7 +357,8 @@ impl MetricsRenderer for PlainRenderer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::train::metric::{MetricEntry, NumericAttributes, SerializedEntry};
+    use crate::test_events::{definition, id, numeric};
+    use burn::train::metric::{MetricEntry, SerializedEntry};
     use std::sync::{Arc, Mutex};
 
     /// A writer whose bytes the test can read back.
@@ -391,30 +392,8 @@ mod tests {
         }
     }
 
-    fn id(name: &str) -> MetricId {
-        MetricId::new(Arc::new(name.to_string()))
-    }
-
     fn define(renderer: &mut PlainRenderer, name: &str, unit: Option<&str>) {
-        renderer.register_metric(MetricDefinition {
-            metric_id: id(name),
-            name: name.to_string(),
-            description: None,
-            attributes: NumericAttributes {
-                unit: unit.map(str::to_string),
-                higher_is_better: false,
-            }
-            .into(),
-        });
-    }
-
-    fn numeric(name: &str, value: f64, count: usize) -> MetricState {
-        let entry = MetricEntry::new(id(name), SerializedEntry::new(String::new(), String::new()));
-        let numeric = NumericEntry::Aggregated {
-            aggregated_value: value,
-            count,
-        };
-        MetricState::Numeric(entry, numeric)
+        renderer.register_metric(definition(name, unit));
     }
 
     fn progress(epoch: usize, iteration: usize, done: usize, total: usize) -> TrainingProgress {

@@ -1,42 +1,11 @@
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::data::dataloader::Progress;
-use burn::train::metric::{
-    MetricDefinition, MetricEntry, MetricId, NumericAttributes, NumericEntry, SerializedEntry,
-};
-use burn::train::renderer::{MetricState, TrainingProgress};
+use burn::train::renderer::TrainingProgress;
 use ratatui::{Terminal, backend::TestBackend};
 
 use super::*;
-
-fn id(name: &str) -> MetricId {
-    MetricId::new(Arc::new(name.to_string()))
-}
-
-fn definition(name: &str, unit: Option<&str>) -> MetricDefinition {
-    MetricDefinition {
-        metric_id: id(name),
-        name: name.to_string(),
-        description: None,
-        attributes: NumericAttributes {
-            unit: unit.map(str::to_string),
-            higher_is_better: false,
-        }
-        .into(),
-    }
-}
-
-fn numeric(name: &str, value: f64, count: usize) -> MetricState {
-    let entry = MetricEntry::new(id(name), SerializedEntry::new(String::new(), String::new()));
-    MetricState::Numeric(
-        entry,
-        NumericEntry::Aggregated {
-            aggregated_value: value,
-            count,
-        },
-    )
-}
+use crate::test_events::{definition, numeric};
 
 fn progress(epoch: usize, iteration: usize, per_epoch: usize) -> TrainingProgress {
     TrainingProgress {
