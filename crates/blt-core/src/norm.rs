@@ -43,10 +43,11 @@ impl<B: Backend> RmsNorm<B> {
     /// - x: `[..., d_model]`
     /// - output: `[..., d_model]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let inv_rms = (x.clone().square().mean_dim(D - 1) + self.eps)
-            .sqrt()
-            .recip();
-        x * inv_rms * self.gamma.val().unsqueeze()
+        // A division, not `recip()`: burn-ndarray 0.21's SIMD `recip` is the approximate x86
+        // `rcp` instruction (12 bits) on aligned chunks only, so results would shift by ~1e-4
+        // relative and depend on where the allocator put the buffer.
+        let rms = (x.clone().square().mean_dim(D - 1) + self.eps).sqrt();
+        x / rms * self.gamma.val().unsqueeze()
     }
 }
 
@@ -88,5 +89,30 @@ mod tests {
         let r = 13.5f32.sqrt();
         let expected = Tensor::<TestBackend, 1>::from_floats([6.0 / r, -4.0 / r], &device);
         assert!(max_abs_diff(norm.forward(x), expected) < 1e-6);
+    }
+
+    #[test]
+    fn large_inputs_match_a_float64_reference() {
+        // 256 rows: enough that a SIMD backend takes its vector paths. An approximate reciprocal
+        // (x86 `rcp`, 12 bits) would miss this bound by two orders of magnitude.
+        let (rows, dim) = (256, 64);
+        let device = Default::default();
+        let norm = RmsNormConfig::new(dim).init::<TestBackend>(&device);
+        let values: Vec<f32> = (0..rows * dim)
+            .map(|i| ((i * 7919 % 1000) as f32 / 250.0) - 2.0)
+            .collect();
+        let expected: Vec<f32> = values
+            .chunks(dim)
+            .flat_map(|row| {
+                let mean = row.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / dim as f64;
+                let rms = (mean + 1e-5).sqrt();
+                row.iter().map(move |&v| (f64::from(v) / rms) as f32)
+            })
+            .collect();
+        let x = Tensor::<TestBackend, 2>::from_data(TensorData::new(values, [rows, dim]), &device);
+        let expected =
+            Tensor::<TestBackend, 2>::from_data(TensorData::new(expected, [rows, dim]), &device);
+        let diff = max_abs_diff(norm.forward(x), expected);
+        assert!(diff < 2e-6, "{diff}");
     }
 }
