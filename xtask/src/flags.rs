@@ -25,7 +25,7 @@ pub enum Command {
 /// Flags of `cargo xtask ci`.
 #[derive(Debug, Args)]
 pub struct CiArgs {
-    /// Skip `cargo check` of the wgpu and cuda backends (the slowest cold step).
+    /// Lint without the wgpu and cuda backends compiled in (they add Burn's GPU stack to clippy).
     #[arg(long)]
     pub skip_gpu_check: bool,
 }
