@@ -11,10 +11,19 @@ pub const TEST_COMMAND: [&str; 2] = ["test", "--workspace"];
 pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
     // One clippy pass over every target, with the GPU backends' code compiled in unless skipped:
     // a separate `cargo check --features wgpu,cuda` would type-check all of Burn a second time.
-    let mut clippy = vec!["clippy", "--workspace", "--all-targets"];
+    // The examples are behind each crate's `examples` feature (so that `cargo test` skips them);
+    // clippy turns it on to check them.
+    let mut features = "blt-model/examples,blt-train/examples,blt-data/examples".to_string();
     if !args.skip_gpu_check {
-        clippy.extend(["--features", "blt-cli/wgpu,blt-cli/cuda"]);
+        features.push_str(",blt-cli/wgpu,blt-cli/cuda");
     }
+    let mut clippy = vec![
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--features",
+        &features,
+    ];
     clippy.extend(["--", "-D", "warnings"]);
     let mut steps: Vec<(&str, Vec<&str>)> = vec![
         ("fmt", vec!["fmt", "--all", "--check"]),

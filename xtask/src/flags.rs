@@ -65,7 +65,8 @@ pub struct BenchArgs {
     /// Smoke mode for CI: a few steps, dev build.
     #[arg(long)]
     pub quick: bool,
-    /// Backend feature (default: ndarray).
+    /// cuda, wgpu, ndarray, flex or auto (default: auto: on CPU, ndarray for training and
+    /// forward, flex for generation).
     #[arg(long)]
     pub backend: Option<String>,
     /// Output file (default: target/bench.json).

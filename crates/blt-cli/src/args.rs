@@ -129,6 +129,11 @@ pub struct GenerateArgs {
     /// Read the prompt (raw bytes) from a file.
     #[arg(long)]
     pub prompt_file: Option<PathBuf>,
+    /// Generate for many prompts at once: one prompt per line of this file (blank lines are
+    /// skipped), decoded together in one batch. Prints each prompt and its completion under a
+    /// `== N ==` header line when all are done.
+    #[arg(long, conflicts_with_all = ["prompt", "prompt_file", "interactive", "no_cache"])]
+    pub prompts_file: Option<PathBuf>,
     /// Most bytes to generate.
     #[arg(long, default_value_t = 256)]
     pub max_bytes: usize,

@@ -9,7 +9,7 @@ pub trait BackendTask {
     /// What it returns.
     type Output;
     /// The CPU backends `auto` tries, fastest first for this kind of work. Measured on 2 cores
-    /// (`cargo run --release -p blt-model --example profile`): ndarray trains and runs whole
+    /// (`cargo run --release -p blt-model --example profile --features examples`): ndarray trains and runs whole
     /// batches at least as fast as flex, while flex decodes one byte at a time 4-5x faster
     /// (its small ops cost less). Generation overrides this.
     const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Ndarray, BackendKind::Flex];

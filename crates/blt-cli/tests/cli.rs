@@ -196,6 +196,39 @@ fn generate_streams_reproducibly_and_both_paths_agree() {
 }
 
 #[test]
+fn a_prompts_file_generates_each_prompt_as_it_would_alone() {
+    let run = run_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = ["In the beginning", "And God said", "Let there be light"];
+    let file = dir.path().join("prompts.txt");
+    // A blank line and a CRLF line ending are skipped and stripped.
+    let text = format!("{}\n\n{}\r\n{}\n", prompts[0], prompts[1], prompts[2]);
+    std::fs::write(&file, text).unwrap();
+    let greedy = ["--max-bytes", "20", "--temperature", "0"];
+    let mut args = vec!["generate", "--prompts-file", file.to_str().unwrap()];
+    args.extend(greedy);
+    let batch = assert_ok(run_with_model(&args, run)).stdout;
+    let mut expected = Vec::new();
+    for (i, prompt) in prompts.iter().enumerate() {
+        let mut args = vec!["generate", "--prompt", prompt];
+        args.extend(greedy);
+        let alone = assert_ok(run_with_model(&args, run)).stdout;
+        expected.extend(format!("== {} ==\n{prompt}", i + 1).bytes());
+        expected.extend(alone);
+        expected.push(b'\n');
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&batch),
+        String::from_utf8_lossy(&expected)
+    );
+    std::fs::write(&file, "\n  \n").unwrap();
+    assert_one_line_error(
+        run_with_model(&["generate", "--prompts-file", file.to_str().unwrap()], run),
+        "holds no prompts",
+    );
+}
+
+#[test]
 fn eval_bits_per_byte_match_the_model_api() {
     let run = run_dir();
     let before = snapshot(run);

@@ -143,9 +143,28 @@ impl<B: Backend> TransformerBlock<B> {
         cache: &mut KvCache<B>,
         segments: Option<&[Vec<u32>]>,
     ) -> Tensor<B, 3> {
-        let attended =
-            self.attention
-                .forward_cached(self.attention_norm.forward(x.clone()), cache, segments);
+        self.forward_cached_at(x, cache, segments, None)
+    }
+
+    /// [`TransformerBlock::forward_cached`] with per-row rotary positions (see
+    /// [`SelfAttention::forward_cached_at`]).
+    ///
+    /// # Shapes
+    /// - x: `[batch, new, d_model]`; segments: `batch` rows of `new` ids; positions: `batch`
+    /// - output: `[batch, new, d_model]`
+    pub fn forward_cached_at(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut KvCache<B>,
+        segments: Option<&[Vec<u32>]>,
+        positions: Option<&[usize]>,
+    ) -> Tensor<B, 3> {
+        let attended = self.attention.forward_cached_at(
+            self.attention_norm.forward(x.clone()),
+            cache,
+            segments,
+            positions,
+        );
         self.feed_forward(x + self.dropout.forward(attended))
     }
 

@@ -79,28 +79,66 @@ impl<B: Backend> Rope<B> {
     /// # Panics
     /// If `offset + seq > max_seq_len`; callers check sequence lengths against their config.
     pub fn apply(&self, x: Tensor<B, 4>, offset: usize) -> Tensor<B, 4> {
-        let [b, h, t, d] = x.dims();
-        assert_eq!(d, self.head_dim, "rope head_dim mismatch");
-        assert!(
-            offset + t <= self.max_seq_len,
-            "position {} beyond the rotary table ({} positions)",
-            offset + t,
-            self.max_seq_len
-        );
+        let [_, _, t, d] = x.dims();
+        self.check(d, offset + t);
         let cos = self.cos.clone().narrow(0, offset, t).reshape([1, 1, t, d]);
         let sin = self.sin.clone().narrow(0, offset, t).reshape([1, 1, t, d]);
-        let pairs = x.clone().reshape([b, h, t, d / 2, 2]);
-        let even = pairs.clone().narrow(4, 0, 1);
-        let odd = pairs.narrow(4, 1, 1);
-        // (x0, x1) -> (−x1, x0): the 90° rotation of each pair.
-        let rotated = Tensor::cat(vec![odd.neg(), even], 4).reshape([b, h, t, d]);
-        x * cos + rotated * sin
+        rotate(x, cos, sin)
+    }
+
+    /// Like [`Rope::apply`], with each batch row at its own position: token `t` of row `r` is
+    /// at absolute position `positions[r] + t`. Batched decoding of sequences of different
+    /// lengths uses it to give every row the positions it would have alone.
+    ///
+    /// # Shapes
+    /// - x: `[batch, heads, seq, head_dim]`; positions: `batch` entries
+    /// - output: `[batch, heads, seq, head_dim]`
+    ///
+    /// # Panics
+    /// If `positions` does not have one entry per row, or a row runs past `max_seq_len`.
+    pub fn apply_at(&self, x: Tensor<B, 4>, positions: &[usize]) -> Tensor<B, 4> {
+        let [b, _, t, d] = x.dims();
+        assert_eq!(positions.len(), b, "one rotary position per batch row");
+        if let Some(&first) = positions.first()
+            && positions.iter().all(|&p| p == first)
+        {
+            return self.apply(x, first);
+        }
+        self.check(d, positions.iter().max().copied().unwrap_or(0) + t);
+        let table = |table: &Tensor<B, 2>| {
+            let rows = positions
+                .iter()
+                .map(|&p| table.clone().narrow(0, p, t))
+                .collect();
+            Tensor::cat(rows, 0).reshape([b, 1, t, d])
+        };
+        rotate(x, table(&self.cos), table(&self.sin))
+    }
+
+    fn check(&self, head_dim: usize, end: usize) {
+        assert_eq!(head_dim, self.head_dim, "rope head_dim mismatch");
+        assert!(
+            end <= self.max_seq_len,
+            "position {end} beyond the rotary table ({} positions)",
+            self.max_seq_len
+        );
     }
 
     /// Number of positions the tables cover.
     pub fn max_seq_len(&self) -> usize {
         self.max_seq_len
     }
+}
+
+/// `x·cos + rot90(x)·sin` for each interleaved pair; `cos` and `sin` broadcast over `x`.
+fn rotate<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [b, h, t, d] = x.dims();
+    let pairs = x.clone().reshape([b, h, t, d / 2, 2]);
+    let even = pairs.clone().narrow(4, 0, 1);
+    let odd = pairs.narrow(4, 1, 1);
+    // (x0, x1) -> (−x1, x0): the 90° rotation of each pair.
+    let rotated = Tensor::cat(vec![odd.neg(), even], 4).reshape([b, h, t, d]);
+    x * cos + rotated * sin
 }
 
 #[cfg(test)]
@@ -185,5 +223,21 @@ mod tests {
         let full = rope.apply(x.clone(), 0);
         let tail = rope.apply(x.narrow(2, 6, 4), 6);
         assert!(max_abs_diff(full.narrow(2, 6, 4), tail) < 1e-6);
+    }
+
+    #[test]
+    fn per_row_positions_equal_each_row_applied_alone() {
+        let device = Default::default();
+        let rope = RopeConfig::new(8)
+            .with_max_seq_len(32)
+            .init::<TestBackend>(&device);
+        let x =
+            Tensor::<TestBackend, 4>::random([3, 2, 4, 8], Distribution::Normal(0.0, 1.0), &device);
+        let positions = [0, 7, 28];
+        let together = rope.apply_at(x.clone(), &positions);
+        for (row, &p) in positions.iter().enumerate() {
+            let alone = rope.apply(x.clone().narrow(0, row, 1), p);
+            assert!(max_abs_diff(together.clone().narrow(0, row, 1), alone) < 1e-6);
+        }
     }
 }

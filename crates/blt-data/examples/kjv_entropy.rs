@@ -2,7 +2,7 @@
 //! entropy model on NdArray.
 //!
 //! ```text
-//! cargo run -p blt-data --example kjv_entropy [-- BATCH_ROWS [reset|no-reset [MAX_ROWS]]]
+//! cargo run -p blt-data --example kjv_entropy --features examples [-- BATCH_ROWS [reset|no-reset [MAX_ROWS]]]
 //! ```
 #![allow(clippy::print_stdout)]
 

@@ -1,7 +1,7 @@
 //! Prints parameter counts and estimated FLOPs per byte of every preset (no weights are drawn:
 //! parameters are initialised lazily and counted from their shapes).
 //!
-//! `cargo run -p blt-model --example presets`
+//! `cargo run -p blt-model --example presets --features examples`
 #![allow(clippy::print_stdout)]
 
 use blt_model::{Blt, BltConfig, EntropyModelConfig, FlopsPerByte, ParameterCounts};

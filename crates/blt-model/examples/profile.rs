@@ -1,7 +1,7 @@
 //! Where does a forward pass spend its time? Times each stage of [`Blt::forward`] on the bench
 //! preset (batch 4 × 1024 bytes, NdArray), then a full forward + backward.
 //!
-//! `cargo run -p blt-model --example profile [--release] [-- REPS]`
+//! `cargo run -p blt-model --example profile --features examples [--release] [-- REPS]`
 //!
 //! NdArray executes eagerly, so a stage's wall time is the cost of its ops. This is a tool for
 //! finding hot spots; the figures to quote come from `cargo xtask bench`.

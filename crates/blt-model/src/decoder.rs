@@ -104,10 +104,12 @@ impl<B: Backend> LocalDecoder<B> {
         self.head.forward(self.norm.forward(h))
     }
 
-    /// Decodes new positions against cached earlier ones.
+    /// Decodes new positions against cached earlier ones; `positions` as in
+    /// `TransformerBlock::forward_cached_at`.
     ///
     /// # Shapes
     /// - h: `[batch, new, d]`; slots: `[batch, groups · k, d]`; group_index: `[batch, new]`
+    /// - positions: `batch` entries
     /// - output: logits `[batch, new, 260]`
     pub fn forward_cached(
         &self,
@@ -116,6 +118,7 @@ impl<B: Backend> LocalDecoder<B> {
         group_index: Tensor<B, 2, Int>,
         caches: &mut [KvCache<B>],
         segments: Option<&[Vec<u32>]>,
+        positions: Option<&[usize]>,
     ) -> Tensor<B, 3> {
         for ((cross, block), cache) in self
             .cross_attentions
@@ -125,7 +128,7 @@ impl<B: Backend> LocalDecoder<B> {
         {
             let read =
                 cross.forward_grouped(h.clone(), slots.clone(), group_index.clone(), self.k, None);
-            h = block.forward_cached(h * 2.0 + read, cache, segments);
+            h = block.forward_cached_at(h * 2.0 + read, cache, segments, positions);
         }
         self.head.forward(self.norm.forward(h))
     }

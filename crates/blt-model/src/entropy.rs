@@ -107,19 +107,21 @@ impl<B: Backend> EntropyModel<B> {
         self.head.forward(self.norm.forward(h))
     }
 
-    /// Logits for new positions continuing the cached ones.
+    /// Logits for new positions continuing the cached ones. `positions` gives each row's
+    /// rotary position when rows are not aligned (see `TransformerBlock::forward_cached_at`).
     ///
     /// # Shapes
-    /// - ids: `[batch, new]`; output: `[batch, new, 260]`
+    /// - ids: `[batch, new]`; positions: `batch` entries; output: `[batch, new, 260]`
     pub fn forward_cached(
         &self,
         ids: Tensor<B, 2, Int>,
         caches: &mut [KvCache<B>],
         segments: Option<&[Vec<u32>]>,
+        positions: Option<&[usize]>,
     ) -> Tensor<B, 3> {
         let mut h = self.embedding.forward(ids);
         for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
-            h = block.forward_cached(h, cache, segments);
+            h = block.forward_cached_at(h, cache, segments, positions);
         }
         self.head.forward(self.norm.forward(h))
     }

@@ -104,19 +104,22 @@ impl<B: Backend> GlobalTransformer<B> {
         h
     }
 
-    /// Runs one or more new patches against the cached earlier ones.
+    /// Runs one or more new patches against the cached earlier ones; `positions` as in
+    /// `TransformerBlock::forward_cached_at`.
     ///
     /// # Shapes
-    /// - x: `[batch, new, k·d]`; output: `[batch, new, d_global]`
+    /// - x: `[batch, new, k·d]`; positions: `batch` entries; output: `[batch, new, d_global]`
     pub fn forward_cached(
         &self,
         x: Tensor<B, 3>,
         caches: &mut [KvCache<B>],
         segments: Option<&[Vec<u32>]>,
+        positions: Option<&[usize]>,
     ) -> Tensor<B, 3> {
         let mut h = self.project(x);
         for (layer, (block, cache)) in self.blocks.iter().zip(caches.iter_mut()).enumerate() {
-            h = self.remember(layer, block.forward_cached(h, cache, segments));
+            let attended = block.forward_cached_at(h, cache, segments, positions);
+            h = self.remember(layer, attended);
         }
         h
     }

@@ -1,7 +1,7 @@
 //! Trains a run config with a chosen dashboard, to measure what the dashboard costs.
 //!
 //! ```sh
-//! cargo build -p blt-train --example dashboard_cost
+//! cargo build -p blt-train --example dashboard_cost --features examples
 //! # A terminal is needed for the TUIs; `script` provides one:
 //! script -qc "target/debug/examples/dashboard_cost burn configs/tiny.toml /tmp/burn" /dev/null
 //! script -qc "target/debug/examples/dashboard_cost tui configs/tiny.toml /tmp/tui" /dev/null

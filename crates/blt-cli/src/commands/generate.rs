@@ -1,6 +1,10 @@
 //! `blt-cli generate`.
 
-use std::{io::Read, path::PathBuf, time::Instant};
+use std::{
+    io::{Read, Write},
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use anyhow::{Context, Result, bail};
 use blt_model::{DecodeMode, GenerationConfig, Generator, SamplingConfig, load_model};
@@ -31,6 +35,23 @@ pub fn read_prompt(prompt: &Option<String>, file: &Option<PathBuf>) -> Result<Ve
         bail!("the prompt is empty");
     }
     Ok(bytes)
+}
+
+/// Reads `--prompts-file`: one prompt per line (a trailing `\r` is dropped), blank lines
+/// skipped.
+fn read_prompts(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading prompts file {}", path.display()))?;
+    let prompts: Vec<Vec<u8>> = bytes
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .map(<[u8]>::to_vec)
+        .collect();
+    if prompts.is_empty() {
+        bail!("{} holds no prompts (one per line)", path.display());
+    }
+    Ok(prompts)
 }
 
 /// The text the interactive prompt box starts with: `--prompt` or `--prompt-file`, if given
@@ -100,12 +121,67 @@ impl BackendTask for GenerateTask {
     }
 }
 
+/// `--prompts-file`: every prompt in one batch, printed when all are done.
+struct BatchGenerateTask {
+    model: PathBuf,
+    prompts: Vec<Vec<u8>>,
+    generation: GenerationConfig,
+}
+
+impl BackendTask for BatchGenerateTask {
+    type Output = ();
+    const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Flex, BackendKind::Ndarray];
+
+    fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
+        let loaded = load_model::<B>(&self.model, &device)
+            .with_context(|| format!("loading model {}", self.model.display()))?;
+        let generator = Generator::new(
+            &loaded.model,
+            loaded.entropy_model.as_ref(),
+            &loaded.config,
+            device,
+        )?;
+        let prompts: Vec<&[u8]> = self.prompts.iter().map(Vec::as_slice).collect();
+        let started = Instant::now();
+        let summaries = generator.generate_batch(&prompts, &self.generation, |_, _| true)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let mut out = std::io::stdout().lock();
+        let written = summaries
+            .iter()
+            .zip(&prompts)
+            .enumerate()
+            .try_for_each(|(i, (summary, prompt))| -> std::io::Result<()> {
+                writeln!(out, "== {} ==", i + 1)?;
+                out.write_all(prompt)?;
+                out.write_all(&summary.bytes)?;
+                writeln!(out)
+            })
+            .and_then(|()| out.flush());
+        match written {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(e).context("writing to stdout");
+            }
+            _ => {}
+        }
+        let total: usize = summaries.iter().map(|s| s.bytes.len()).sum();
+        eprintln!(
+            "generated {total} bytes for {} prompts in {seconds:.2}s ({:.1} bytes/s with the prompts' prefill)",
+            prompts.len(),
+            total as f64 / seconds.max(1e-9),
+        );
+        Ok(())
+    }
+}
+
 /// Runs the command.
 pub fn run(global: &GlobalArgs, args: GenerateArgs) -> Result<()> {
+    let prompts = args.prompts_file.as_deref().map(read_prompts).transpose()?;
     let prompt = if args.interactive {
         // Before anything else: without a terminal the screen could only hang or garble.
         super::interactive::require_terminal()?;
         initial_prompt(&args)?
+    } else if prompts.is_some() {
+        Vec::new()
     } else {
         read_prompt(&args.prompt, &args.prompt_file)?
     };
@@ -127,6 +203,16 @@ pub fn run(global: &GlobalArgs, args: GenerateArgs) -> Result<()> {
     } else {
         DecodeMode::Incremental
     };
+    if let Some(prompts) = prompts {
+        return dispatch(
+            &global.backend,
+            BatchGenerateTask {
+                model: args.model,
+                prompts,
+                generation,
+            },
+        );
+    }
     if args.interactive {
         return dispatch(
             &global.backend,

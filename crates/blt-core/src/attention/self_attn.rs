@@ -141,6 +141,15 @@ pub struct SelfAttention<B: Backend> {
     head_dim: usize,
 }
 
+/// Where the rotary encoding puts new tokens.
+#[derive(Debug, Clone, Copy)]
+enum RopeAt<'a> {
+    /// Every row from this position on.
+    Offset(usize),
+    /// Row `r` from `positions[r]` on.
+    Rows(&'a [usize]),
+}
+
 impl<B: Backend> SelfAttention<B> {
     /// Attends over a whole sequence starting at position 0.
     ///
@@ -149,7 +158,7 @@ impl<B: Backend> SelfAttention<B> {
     /// - mask: `[batch, seq, seq]`, `true` = masked (see [`crate::mask::local_causal_mask`])
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 3, Bool>) -> Tensor<B, 3> {
-        let (q, k, v) = self.project(x, 0);
+        let (q, k, v) = self.project(x, RopeAt::Offset(0));
         self.attend(q, k, v, mask)
     }
 
@@ -166,9 +175,32 @@ impl<B: Backend> SelfAttention<B> {
         cache: &mut KvCache<B>,
         segments: Option<&[Vec<u32>]>,
     ) -> Tensor<B, 3> {
+        self.forward_cached_at(x, cache, segments, None)
+    }
+
+    /// [`SelfAttention::forward_cached`] for rows that are not aligned: row `r`'s new tokens
+    /// take rotary positions from `positions[r]` on (`None`: the cache's position). The mask
+    /// still uses the cache's shared positions, which keep every row's order and distances, so
+    /// a row that starts late (left padding, hidden by a segment id no real token uses) sees
+    /// exactly what it would see alone.
+    ///
+    /// # Shapes
+    /// - x: `[batch, new, d_model]`; segments: `batch` rows of `new` ids; positions: `batch`
+    /// - output: `[batch, new, d_model]`
+    pub fn forward_cached_at(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut KvCache<B>,
+        segments: Option<&[Vec<u32>]>,
+        positions: Option<&[usize]>,
+    ) -> Tensor<B, 3> {
         let [batch, new, _] = x.dims();
         let device = x.device();
-        let (q, k, v) = self.project(x, cache.next);
+        let at = match positions {
+            Some(p) => RopeAt::Rows(p),
+            None => RopeAt::Offset(cache.next),
+        };
+        let (q, k, v) = self.project(x, at);
         let new_segments: Vec<Vec<u32>> = match segments {
             Some(s) => s.to_vec(),
             None => vec![vec![0; new]; batch],
@@ -215,7 +247,7 @@ impl<B: Backend> SelfAttention<B> {
     fn project(
         &self,
         x: Tensor<B, 3>,
-        offset: usize,
+        at: RopeAt<'_>,
     ) -> (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) {
         let [batch, seq, _] = x.dims();
         let (h, dh) = (self.num_heads, self.head_dim);
@@ -235,9 +267,11 @@ impl<B: Backend> SelfAttention<B> {
                 .permute([0, 3, 1, 2, 4])
                 .reshape([batch, 2 * h, seq, dh / 2]),
         };
-        let q = self.rope.apply(split(q), offset);
-        let k = self.rope.apply(split(k), offset);
-        (q, k, v)
+        let rotate = |t: Tensor<B, 4>| match at {
+            RopeAt::Offset(offset) => self.rope.apply(t, offset),
+            RopeAt::Rows(positions) => self.rope.apply_at(t, positions),
+        };
+        (rotate(split(q)), rotate(split(k)), v)
     }
 
     fn attend(

@@ -14,6 +14,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
 use super::{Generator, Step, StepDecoder};
 use crate::{
+    blt::Blt,
     entropy::NEWLINE_ID,
     error::{ModelError, Result},
     input::PoolingLayout,
@@ -68,7 +69,7 @@ impl<'g, 'a, B: Backend> Incremental<'g, 'a, B> {
         let model = self.generator.entropy_model?;
         let segments = [vec![self.entropy_segment]];
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![id as i64], [1, 1]), device);
-        let logits = model.forward_cached(ids, &mut self.entropy_caches, Some(&segments));
+        let logits = model.forward_cached(ids, &mut self.entropy_caches, Some(&segments), None);
         let reset = self.generator.config.reset_entropy_context && id == NEWLINE_ID;
         if id == blt_patching::EOS_ID || reset {
             self.entropy_segment += 1;
@@ -84,23 +85,32 @@ impl<'g, 'a, B: Backend> Incremental<'g, 'a, B> {
     /// Pools the open patch's bytes and advances the global model by one patch.
     fn close_patch(&mut self, device: &B::Device) {
         let model = self.generator.model;
-        let len = self.open_patch.len();
-        let bytes = Tensor::cat(std::mem::take(&mut self.open_patch), 1);
-        let layout = PoolingLayout {
-            index: Tensor::<B, 1, Int>::arange(0..len as i64, device),
-            valid: Tensor::<B, 3, Bool>::from_data(
-                TensorData::new(vec![true; len], [1, 1, len]),
-                device,
-            ),
-            max_len: len,
-        };
-        let pooled = model.encoder.pool(bytes, &layout);
+        let pooled = pool_patch(model, std::mem::take(&mut self.open_patch), device);
         let global = model
             .global
-            .forward_cached(pooled, &mut self.global_caches, None);
+            .forward_cached(pooled, &mut self.global_caches, None, None);
         self.last_slots = Some(model.decoder.patch_slots(global));
         self.global_steps += 1;
     }
+}
+
+/// Pools one patch from its bytes' encoder states (each `[1, 1, d]`) into the global model's
+/// input, `[1, 1, k·d]`.
+pub(super) fn pool_patch<B: Backend>(
+    model: &Blt<B>,
+    bytes: Vec<Tensor<B, 3>>,
+    device: &B::Device,
+) -> Tensor<B, 3> {
+    let len = bytes.len();
+    let layout = PoolingLayout {
+        index: Tensor::<B, 1, Int>::arange(0..len as i64, device),
+        valid: Tensor::<B, 3, Bool>::from_data(
+            TensorData::new(vec![true; len], [1, 1, len]),
+            device,
+        ),
+        max_len: len,
+    };
+    model.encoder.pool(Tensor::cat(bytes, 1), &layout)
 }
 
 impl<B: Backend> StepDecoder for Incremental<'_, '_, B> {
@@ -137,9 +147,10 @@ impl<B: Backend> StepDecoder for Incremental<'_, '_, B> {
             .clone()
             .expect("position 1 always starts a patch, so patch 0 closes after BOS");
         let group = Tensor::<B, 2, Int>::zeros([1, 1], &device);
-        let logits = model
-            .decoder
-            .forward_cached(h, slots, group, &mut self.decoder_caches, None);
+        let logits =
+            model
+                .decoder
+                .forward_cached(h, slots, group, &mut self.decoder_caches, None, None);
         self.positions += 1;
         Ok(Step {
             logits: logits

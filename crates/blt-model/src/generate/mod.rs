@@ -6,6 +6,7 @@
 //! model over the prefix for every byte (what the original code and the Hugging Face port do);
 //! [`DecodeMode::Incremental`] keeps KV caches and runs the global model once per patch.
 
+mod batched;
 mod full;
 mod incremental;
 mod sampler;
@@ -13,6 +14,7 @@ mod sampler;
 use blt_patching::{BOS_ID, ByteTokenizer, EOS_ID, EncodeOptions, id_to_byte};
 use burn::tensor::backend::Backend;
 
+pub use batched::{BatchedIncremental, PAD_SEGMENT};
 pub use full::FullRecompute;
 pub use incremental::Incremental;
 pub use sampler::{Sampler, SamplingConfig, argmax};
@@ -205,9 +207,97 @@ impl<'a, B: Backend> Generator<'a, B> {
         mut on_byte: impl FnMut(&GeneratedByte) -> bool,
     ) -> Result<GenerationSummary> {
         self.check_prompt(prompt)?;
-        let mut sampler = Sampler::new(generation.sampling.clone())?;
+        let mut progress = Progress::new(prompt, generation, 0, self.config)?;
         let mut decoder = self.decoder(mode)?;
-        let mut history = ByteTokenizer.encode(
+        let mut step = decoder.prefill(&progress.history)?;
+        while let Some(id) = progress.advance(&step, &mut on_byte) {
+            step = decoder.push(id)?;
+        }
+        Ok(progress.finish(decoder.patches(), decoder.global_steps()))
+    }
+
+    /// Generates after several prompts at once through [`BatchedIncremental`]: one cached
+    /// forward pass per position serves every sequence. `on_byte(row, byte)` sees each byte as
+    /// it is produced and returns `false` to stop that row.
+    ///
+    /// Row `r` samples with seed `sampling.seed + r`, so row 0 reproduces
+    /// [`Generator::generate`] and equal prompts still get different samples; under greedy
+    /// decoding every row equals its own single-prompt generation.
+    pub fn generate_batch(
+        &self,
+        prompts: &[&[u8]],
+        generation: &GenerationConfig,
+        mut on_byte: impl FnMut(usize, &GeneratedByte) -> bool,
+    ) -> Result<Vec<GenerationSummary>> {
+        if prompts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::with_capacity(prompts.len());
+        for (r, prompt) in prompts.iter().enumerate() {
+            self.check_prompt(prompt)
+                .map_err(|e| ModelError::InvalidInput(format!("prompt {}: {e}", r + 1)))?;
+            rows.push(Progress::new(prompt, generation, r as u64, self.config)?);
+        }
+        let mut decoder = BatchedIncremental::new(self, rows.len())?;
+        // Left-pad the prefill so that every prompt ends on the same step.
+        let longest = rows.iter().map(|r| r.history.len()).max().unwrap_or(0);
+        let mut steps = Vec::new();
+        for t in 0..longest {
+            let ids: Vec<Option<u32>> = rows
+                .iter()
+                .map(|r| {
+                    let pad = longest - r.history.len();
+                    (t >= pad).then(|| r.history[t - pad])
+                })
+                .collect();
+            steps = decoder.push(&ids)?;
+        }
+        loop {
+            let ids: Vec<Option<u32>> = rows
+                .iter_mut()
+                .zip(&steps)
+                .enumerate()
+                .map(|(r, (row, step))| {
+                    step.as_ref()
+                        .and_then(|step| row.advance(step, |byte| on_byte(r, byte)))
+                })
+                .collect();
+            if ids.iter().all(Option::is_none) {
+                break;
+            }
+            steps = decoder.push(&ids)?;
+        }
+        Ok(rows
+            .into_iter()
+            .enumerate()
+            .map(|(r, row)| row.finish(decoder.patches(r), decoder.global_steps(r)))
+            .collect())
+    }
+}
+
+/// One sequence being generated: its sampler, ids so far, output and stop reason. Shared by the
+/// single and batched loops so that both stop for the same reasons at the same byte.
+struct Progress<'c> {
+    generation: &'c GenerationConfig,
+    max_positions: usize,
+    sampler: Sampler,
+    /// BOS, the prompt and the output so far.
+    history: Vec<u32>,
+    bytes: Vec<u8>,
+    stop: Option<StopReason>,
+}
+
+impl<'c> Progress<'c> {
+    /// Starts after `prompt`, sampling with seed `generation.sampling.seed + seed_offset`.
+    fn new(
+        prompt: &[u8],
+        generation: &'c GenerationConfig,
+        seed_offset: u64,
+        config: &BltConfig,
+    ) -> Result<Self> {
+        let mut sampling = generation.sampling.clone();
+        sampling.seed = sampling.seed.wrapping_add(seed_offset);
+        let history = ByteTokenizer.encode(
             prompt,
             EncodeOptions {
                 add_bos: true,
@@ -215,49 +305,75 @@ impl<'a, B: Backend> Generator<'a, B> {
             },
         );
         debug_assert_eq!(history[0], BOS_ID);
-        let mut step = decoder.prefill(&history)?;
-        let mut bytes = Vec::new();
-        let stop = loop {
-            if bytes.len() >= generation.max_bytes {
-                break StopReason::MaxBytes;
-            }
-            if history.len() >= self.config.max_position_embeddings {
-                break StopReason::ContextFull;
-            }
-            let id = sampler.sample(&step.logits, &history);
-            if id == EOS_ID {
-                break StopReason::EndOfText;
-            }
-            let byte = id_to_byte(id).expect("the sampler only returns bytes or EOS");
-            let generated = GeneratedByte {
-                byte,
-                position: history.len(),
-                entropy: step.entropy,
-                starts_patch: step.next_starts_patch,
-            };
-            history.push(id);
-            bytes.push(byte);
-            if !on_byte(&generated) {
-                break StopReason::Interrupted;
-            }
-            if let Some(stop) = &generation.stop
-                && !stop.is_empty()
-                && bytes.ends_with(stop)
-            {
-                break StopReason::StopSequence;
-            }
-            if bytes.len() < generation.max_bytes
-                && history.len() < self.config.max_position_embeddings
-            {
-                step = decoder.push(id)?;
-            }
-        };
-        Ok(GenerationSummary {
-            bytes,
-            stop,
-            patches: decoder.patches(),
-            positions: history.len(),
-            global_steps: decoder.global_steps(),
+        Ok(Self {
+            generation,
+            max_positions: config.max_position_embeddings,
+            sampler: Sampler::new(sampling)?,
+            history,
+            bytes: Vec::new(),
+            stop: None,
         })
+    }
+
+    /// Samples the next byte from `step` and reports it; returns the id to feed back, or
+    /// `None` once the sequence has stopped (the reason is kept).
+    fn advance(
+        &mut self,
+        step: &Step,
+        mut on_byte: impl FnMut(&GeneratedByte) -> bool,
+    ) -> Option<u32> {
+        if self.stop.is_some() {
+            return None;
+        }
+        if let Some(stop) = self.limit() {
+            self.stop = Some(stop);
+            return None;
+        }
+        let id = self.sampler.sample(&step.logits, &self.history);
+        if id == EOS_ID {
+            self.stop = Some(StopReason::EndOfText);
+            return None;
+        }
+        let byte = id_to_byte(id).expect("the sampler only returns bytes or EOS");
+        let generated = GeneratedByte {
+            byte,
+            position: self.history.len(),
+            entropy: step.entropy,
+            starts_patch: step.next_starts_patch,
+        };
+        self.history.push(id);
+        self.bytes.push(byte);
+        self.stop = if !on_byte(&generated) {
+            Some(StopReason::Interrupted)
+        } else if let Some(stop) = &self.generation.stop
+            && !stop.is_empty()
+            && self.bytes.ends_with(stop)
+        {
+            Some(StopReason::StopSequence)
+        } else {
+            self.limit()
+        };
+        self.stop.is_none().then_some(id)
+    }
+
+    /// The byte limit or the context limit, if reached.
+    fn limit(&self) -> Option<StopReason> {
+        if self.bytes.len() >= self.generation.max_bytes {
+            Some(StopReason::MaxBytes)
+        } else if self.history.len() >= self.max_positions {
+            Some(StopReason::ContextFull)
+        } else {
+            None
+        }
+    }
+
+    fn finish(self, patches: usize, global_steps: usize) -> GenerationSummary {
+        GenerationSummary {
+            positions: self.history.len(),
+            bytes: self.bytes,
+            stop: self.stop.unwrap_or(StopReason::MaxBytes),
+            patches,
+            global_steps,
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! Integration tests of the model, in one binary (one link of the Burn backend instead of
-//! five): causality, forward properties, incremental decoding, save/load, overfitting and
+//! five): causality, forward properties, incremental and batched decoding, save/load, overfitting and
 //! generation.
 #![allow(clippy::print_stderr)]
 
 mod common;
 
+mod batched;
 mod causality;
 mod forward;
 mod incremental;
