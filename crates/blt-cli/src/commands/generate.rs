@@ -66,6 +66,23 @@ fn initial_prompt(args: &GenerateArgs) -> Result<Vec<u8>> {
     }
 }
 
+/// Loads a model (or run) directory and hands `f` a generator over it.
+fn with_generator<B: Backend, T>(
+    model: &Path,
+    device: B::Device,
+    f: impl FnOnce(&Generator<'_, B>) -> Result<T>,
+) -> Result<T> {
+    let loaded = load_model::<B>(model, &device)
+        .with_context(|| format!("loading model {}", model.display()))?;
+    let generator = Generator::new(
+        &loaded.model,
+        loaded.entropy_model.as_ref(),
+        &loaded.config,
+        device,
+    )?;
+    f(&generator)
+}
+
 struct GenerateTask {
     model: PathBuf,
     prompt: Vec<u8>,
@@ -79,14 +96,13 @@ impl BackendTask for GenerateTask {
     const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Flex, BackendKind::Ndarray];
 
     fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
-        let loaded = load_model::<B>(&self.model, &device)
-            .with_context(|| format!("loading model {}", self.model.display()))?;
-        let generator = Generator::new(
-            &loaded.model,
-            loaded.entropy_model.as_ref(),
-            &loaded.config,
-            device,
-        )?;
+        with_generator::<B, _>(&self.model, device, |generator| self.stream(generator))
+    }
+}
+
+impl GenerateTask {
+    /// Streams one prompt's completion to stdout.
+    fn stream<B: Backend>(&self, generator: &Generator<'_, B>) -> Result<()> {
         generator.check_prompt(&self.prompt)?;
         let mut sink = ByteSink::stdout();
         let started = Instant::now();
@@ -133,14 +149,13 @@ impl BackendTask for BatchGenerateTask {
     const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Flex, BackendKind::Ndarray];
 
     fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
-        let loaded = load_model::<B>(&self.model, &device)
-            .with_context(|| format!("loading model {}", self.model.display()))?;
-        let generator = Generator::new(
-            &loaded.model,
-            loaded.entropy_model.as_ref(),
-            &loaded.config,
-            device,
-        )?;
+        with_generator::<B, _>(&self.model, device, |generator| self.generate(generator))
+    }
+}
+
+impl BatchGenerateTask {
+    /// Generates every prompt in one batch and prints them in order.
+    fn generate<B: Backend>(&self, generator: &Generator<'_, B>) -> Result<()> {
         let prompts: Vec<&[u8]> = self.prompts.iter().map(Vec::as_slice).collect();
         let started = Instant::now();
         let summaries = generator.generate_batch(&prompts, &self.generation, |_, _| true)?;

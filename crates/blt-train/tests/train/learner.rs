@@ -219,7 +219,9 @@ fn learner_trains_with_plain_renderer_and_custom_metrics() {
             .iter()
             .find(|l| l.starts_with("| Valid") && l.contains(&format!("| {metric} ")))
             .unwrap_or_else(|| panic!("{metric}: {text}"));
-        row.split('|').nth(3).unwrap().trim().parse().unwrap()
+        let cell = row.split('|').nth(3).unwrap_or_default().trim();
+        cell.parse()
+            .unwrap_or_else(|e| panic!("{metric}: cell `{cell}` ({e}) of `{row}` in: {text}"))
     };
     let (loss, ppl) = (summary_min("Loss"), summary_min("Perplexity"));
     assert!(
