@@ -36,7 +36,7 @@ pub struct TrainArgs {
     /// Run config (default: configs/small.toml).
     #[arg(long)]
     pub config: Option<String>,
-    /// cuda, wgpu, ndarray or flex (default: cuda when a GPU is present, else ndarray).
+    /// cuda, wgpu or ndarray (default: cuda when a GPU is present, else ndarray).
     #[arg(long)]
     pub backend: Option<String>,
     /// Data source (default: builtin:kjv).
@@ -65,8 +65,8 @@ pub struct BenchArgs {
     /// Smoke mode for CI: a few steps, dev build.
     #[arg(long)]
     pub quick: bool,
-    /// cuda, wgpu, ndarray, flex or auto (default: auto: on CPU, ndarray for training and
-    /// forward, flex for generation).
+    /// cuda, wgpu, ndarray or auto (default: auto: on CPU, ndarray for training and forward,
+    /// flex for generation).
     #[arg(long)]
     pub backend: Option<String>,
     /// Output file (default: target/bench.json).

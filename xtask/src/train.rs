@@ -17,8 +17,8 @@ pub fn choose_backend(requested: Option<&str>) -> Result<(&'static str, String)>
         Some("cuda") => ("cuda", "requested with --backend cuda".into()),
         Some("wgpu") => ("wgpu", "requested with --backend wgpu".into()),
         Some("ndarray") => ("ndarray", "requested with --backend ndarray".into()),
-        Some("flex") => ("flex", "requested with --backend flex".into()),
-        Some(other) => bail!("unknown backend `{other}`; expected cuda, wgpu, ndarray or flex"),
+        Some("flex") => bail!("blt trains on ndarray, not flex, on CPU (ndarray is faster)"),
+        Some(other) => bail!("unknown backend `{other}`; expected cuda, wgpu or ndarray"),
         None if gpu_present() => ("cuda", "an NVIDIA GPU and driver are present".into()),
         None => (
             "ndarray",
@@ -39,12 +39,12 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     if args.release {
         cargo.push("--release".into());
     }
-    cargo.extend([
-        "-p".into(),
-        "blt-cli".into(),
-        "--features".into(),
-        backend.into(),
-    ]);
+    cargo.extend(["-p".into(), "blt-cli".into()]);
+    // The CPU backends are default features: the same feature set as `cargo test --workspace`
+    // builds, so after the tests this reuses their `blt-cli` instead of building another.
+    if matches!(backend, "wgpu" | "cuda") {
+        cargo.extend(["--features".into(), backend.into()]);
+    }
     cargo.extend([
         "--".into(),
         "--backend".into(),

@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Compute backend: auto, ndarray, flex, wgpu or cuda (auto: CUDA when a GPU is present and
-    /// compiled in, else the CPU backend).
+    /// compiled in, else the faster CPU backend for the command). Training does not run on flex.
     #[arg(long, global = true, default_value = "auto")]
     pub backend: String,
     /// Random seed (sampling, initialisation, data order); overrides the config.

@@ -15,6 +15,25 @@ pub trait BackendTask {
     const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Ndarray, BackendKind::Flex];
     /// Runs on backend `B` with `device`; `name` is the backend's name.
     fn run<B: Backend>(self, device: B::Device, name: &'static str) -> Result<Self::Output>;
+
+    /// Runs on flex. Training tasks override this with an error: ndarray trains faster on CPU,
+    /// and not instantiating the autodiff training loop for a second CPU backend keeps the
+    /// binary's build several minutes shorter.
+    #[cfg(feature = "flex")]
+    fn run_flex(self, device: burn::backend::flex::FlexDevice) -> Result<Self::Output>
+    where
+        Self: Sized,
+    {
+        self.run::<burn::backend::Flex>(device, "flex")
+    }
+}
+
+/// The error of a training task asked to run on flex (see [`BackendTask::run_flex`]).
+#[cfg(feature = "flex")]
+pub fn no_training_on_flex<T>() -> Result<T> {
+    bail!(
+        "training runs on ndarray, not flex, on CPU (ndarray trains faster); use --backend ndarray"
+    )
 }
 
 /// The backends this binary knows about.
@@ -104,7 +123,7 @@ pub fn dispatch<T: BackendTask>(choice: &str, task: T) -> Result<T::Output> {
         #[cfg(feature = "ndarray")]
         BackendKind::Ndarray => task.run::<burn::backend::NdArray>(Default::default(), "ndarray"),
         #[cfg(feature = "flex")]
-        BackendKind::Flex => task.run::<burn::backend::Flex>(Default::default(), "flex"),
+        BackendKind::Flex => task.run_flex(Default::default()),
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => task.run::<burn::backend::Wgpu>(Default::default(), "wgpu"),
         #[cfg(feature = "cuda")]

@@ -2,13 +2,13 @@
 
 use std::{
     collections::BTreeMap,
+    io::Read,
     path::{Path, PathBuf},
-    process::Output,
+    process::{Command, Output, Stdio},
     sync::OnceLock,
     time::Duration,
 };
 
-use assert_cmd::Command;
 use blt_data::{
     BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, compute_entropies,
 };
@@ -56,22 +56,57 @@ valid_fraction = 0.2
 "#;
 
 fn cli() -> Command {
-    let mut cmd = Command::cargo_bin("blt-cli").expect("the blt-cli binary");
-    cmd.env("RUST_BACKTRACE", "1")
-        .env_remove("RUST_LOG")
-        // Nothing here should wait for input or run long; a hang fails instead of blocking CI.
-        .timeout(Duration::from_secs(300));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_blt-cli"));
+    cmd.env("RUST_BACKTRACE", "1").env_remove("RUST_LOG");
     cmd
+}
+
+/// Runs `cmd` to completion with no stdin and captured output. Nothing here should wait for
+/// input or run long: a run past five minutes is killed and fails the test instead of
+/// blocking CI.
+fn output(cmd: &mut Command) -> Output {
+    const LIMIT: Duration = Duration::from_secs(300);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the blt-cli binary starts");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("blt-cli ran past {LIMIT:?}: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
 
 /// Runs `blt-cli ARGS`.
 fn run_cli(args: &[&str]) -> Output {
-    cli().args(args).output().unwrap()
+    output(cli().args(args))
 }
 
 /// Runs `blt-cli ARGS --model MODEL`.
 fn run_with_model(args: &[&str], model: &Path) -> Output {
-    cli().args(args).arg("--model").arg(model).output().unwrap()
+    output(cli().args(args).arg("--model").arg(model))
 }
 
 /// Asserts that a run succeeded (showing its stderr if not) and returns it.
@@ -94,15 +129,13 @@ fn run_dir() -> &'static Path {
         let config = root.join("test.toml");
         std::fs::write(&config, CONFIG).unwrap();
         let run = root.join("run");
-        assert_ok(
-            cli()
+        assert_ok(output(
+            &mut cli()
                 .args(["train", "--plain", "--config"])
                 .arg(&config)
                 .arg("--run-dir")
-                .arg(&run)
-                .output()
-                .unwrap(),
-        );
+                .arg(&run),
+        ));
         run
     })
 }
@@ -298,15 +331,13 @@ const THRESHOLD_RGB: [u8; 3] = [220, 20, 60];
 fn entropy_plot(file_name: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let plot = dir.path().join(file_name);
-    let out = assert_ok(
-        cli()
+    let out = assert_ok(output(
+        &mut cli()
             .args(["entropy", "--text", PLOT_TEXT, "--plot"])
             .arg(&plot)
             .arg("--model")
-            .arg(run_dir())
-            .output()
-            .unwrap(),
-    );
+            .arg(run_dir()),
+    ));
     assert!(String::from_utf8_lossy(&out.stderr).contains("patch boundaries"));
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "a temporary file was left behind");
@@ -451,11 +482,7 @@ fn bad_input_gives_one_line_errors() {
     let cfg = run.parent().unwrap().join("bad.toml");
     std::fs::write(&cfg, "[model]\nnum_heads = 3\n").unwrap();
     assert_one_line_error(
-        cli()
-            .args(["train", "--plain", "--config"])
-            .arg(&cfg)
-            .output()
-            .unwrap(),
+        output(cli().args(["train", "--plain", "--config"]).arg(&cfg)),
         "num_heads (3) must divide hidden_size",
     );
     assert_one_line_error(

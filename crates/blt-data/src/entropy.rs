@@ -8,20 +8,14 @@
 use std::time::Instant;
 
 use blt_core::mask::{local_causal_mask, segment_ids};
-use blt_model::{EntropyModel, entropy_of_logits};
-use blt_patching::{EOS_ID, PAD_ID, byte_to_id};
+use blt_model::{EntropyModel, ends_entropy_segment, entropy_of_logits};
+use blt_patching::PAD_ID;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use crate::{
     dataset::Row,
     error::{DataError, Result},
 };
-
-/// Whether position `t` (holding `id`) ends an entropy-model segment: every EOS, and every
-/// newline when the context is reset at newlines.
-fn ends_segment(id: u32, reset_context: bool) -> bool {
-    id == EOS_ID || (reset_context && id == byte_to_id(b'\n'))
-}
 
 /// Longest sequence the model's rotary tables cover (`usize::MAX` without blocks).
 fn max_positions<B: Backend>(model: &EntropyModel<B>) -> usize {
@@ -122,12 +116,13 @@ pub fn sequence_entropies<B: Backend>(
     }
     let needs_segments = sequences
         .iter()
-        .any(|s| s.iter().any(|&id| ends_segment(id, reset_context)));
+        .any(|s| s.iter().any(|&id| ends_entropy_segment(id, reset_context)));
     let segments: Option<Vec<Vec<u32>>> = needs_segments.then(|| {
         sequences
             .iter()
             .map(|s| {
-                let mut seg = segment_ids(s.iter().map(|&id| ends_segment(id, reset_context)));
+                let mut seg =
+                    segment_ids(s.iter().map(|&id| ends_entropy_segment(id, reset_context)));
                 seg.resize(seq, u32::MAX);
                 seg
             })

@@ -151,12 +151,18 @@ pub fn entropy_of_logits<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
 /// The id of a newline byte, where `reset_context` restarts the entropy model's context.
 pub const NEWLINE_ID: u32 = b'\n' as u32 + blt_patching::BYTE_OFFSET;
 
-/// Document segments the entropy model attends within: a segment ends at each EOS and, with
-/// `reset_at_newline`, at each newline (paper §4.4).
+/// Whether `id` ends an entropy-model segment: every EOS does and, with `reset_at_newline`,
+/// every newline (paper §4.4). The token itself belongs to the segment it ends. Training,
+/// the entropy cache and both generation paths all decide segments with this one rule.
+pub fn ends_entropy_segment(id: u32, reset_at_newline: bool) -> bool {
+    id == blt_patching::EOS_ID || (reset_at_newline && id == NEWLINE_ID)
+}
+
+/// Document segments the entropy model attends within (see [`ends_entropy_segment`]).
 pub fn entropy_segments(ids: &[u32], reset_at_newline: bool) -> Vec<u32> {
     blt_core::mask::segment_ids(
         ids.iter()
-            .map(|&id| id == blt_patching::EOS_ID || (reset_at_newline && id == NEWLINE_ID)),
+            .map(|&id| ends_entropy_segment(id, reset_at_newline)),
     )
 }
 

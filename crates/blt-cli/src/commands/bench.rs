@@ -88,6 +88,11 @@ fn timed<F: FnMut() -> Result<usize>>(warmup: usize, reps: usize, mut f: F) -> R
 impl BackendTask for BenchTask {
     type Output = Value;
 
+    #[cfg(feature = "flex")]
+    fn run_flex(self, _device: burn::backend::flex::FlexDevice) -> Result<Self::Output> {
+        crate::backend::no_training_on_flex()
+    }
+
     fn run<B: Backend>(self, device: B::Device, name: &'static str) -> Result<Value> {
         let config: &BltConfig = &self.config.model;
         let t = &self.config.training;

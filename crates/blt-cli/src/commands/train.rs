@@ -20,6 +20,11 @@ struct TrainTask {
 impl BackendTask for TrainTask {
     type Output = blt_train::RunSummary;
 
+    #[cfg(feature = "flex")]
+    fn run_flex(self, _device: burn::backend::flex::FlexDevice) -> Result<Self::Output> {
+        crate::backend::no_training_on_flex()
+    }
+
     fn run<B: Backend>(mut self, device: B::Device, name: &'static str) -> Result<Self::Output> {
         self.options.backend = name.to_string();
         let summary = if self.config.training.activation_checkpointing {

@@ -15,12 +15,12 @@
 //! A row that has finished keeps feeding padding until the batch ends.
 
 use blt_core::KvCache;
-use blt_patching::{EOS_ID, NgramStream, PAD_ID, StreamingPatcher};
+use blt_patching::{NgramStream, PAD_ID, StreamingPatcher};
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
 use super::{Generator, Step, incremental::pool_patch};
 use crate::{
-    entropy::{NEWLINE_ID, entropy_of_logits},
+    entropy::{ends_entropy_segment, entropy_of_logits},
     error::{ModelError, Result},
 };
 
@@ -246,7 +246,7 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
         let reset = self.generator.config.reset_entropy_context;
         for (row, id) in self.rows.iter_mut().zip(ids) {
             if let Some(id) = *id
-                && (id == EOS_ID || (reset && id == NEWLINE_ID))
+                && ends_entropy_segment(id, reset)
             {
                 row.entropy_segment += 1;
             }
