@@ -130,7 +130,7 @@ fn run_dir() -> &'static Path {
         std::fs::write(&config, CONFIG).unwrap();
         let run = root.join("run");
         assert_ok(output(
-            &mut cli()
+            cli()
                 .args(["train", "--plain", "--config"])
                 .arg(&config)
                 .arg("--run-dir")
@@ -332,7 +332,7 @@ fn entropy_plot(file_name: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let plot = dir.path().join(file_name);
     let out = assert_ok(output(
-        &mut cli()
+        cli()
             .args(["entropy", "--text", PLOT_TEXT, "--plot"])
             .arg(&plot)
             .arg("--model")
