@@ -218,9 +218,10 @@ fn train_entropy_model<B: AutodiffBackend>(
         options,
     );
     let first_epoch = settings.resume_epoch.unwrap_or(0);
-    B::seed(device, t.seed);
     let trainer = EntropyTrainer {
-        model: EntropyModelConfig::from_blt(m).init::<B>(device),
+        model: seeded::<B, _>(device, t.seed, || {
+            EntropyModelConfig::from_blt(m).init::<B>(device)
+        }),
         max_grad_norm: t.max_grad_norm,
         guard: Some(settings.guard.clone()),
     };
@@ -395,9 +396,10 @@ pub fn train<B: AutodiffBackend>(
         &options,
     );
     let first_epoch = settings.resume_epoch.unwrap_or(0);
-    B::seed(&device, t.seed.wrapping_add(1));
     let trainer = BltTrainer {
-        model: Blt::<B>::new(m, &device)?,
+        model: seeded::<B, _>(&device, t.seed.wrapping_add(1), || {
+            Blt::<B>::new(m, &device)
+        })?,
         max_grad_norm: t.max_grad_norm,
         guard: Some(settings.guard.clone()),
     };
@@ -479,4 +481,14 @@ fn interrupted_summary<B: Backend>(
     };
     write_summary(&summary)?;
     Ok(summary)
+}
+
+/// Runs `init` with the backend's generator seeded with `seed`. The generator is global to the
+/// process: seeding and drawing happen under one lock, so runs started concurrently (tests, or
+/// an application training two models) still get the weights their seeds promise.
+fn seeded<B: Backend, T>(device: &B::Device, seed: u64, init: impl FnOnce() -> T) -> T {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    B::seed(device, seed);
+    init()
 }

@@ -101,6 +101,7 @@ fn incremental_logits_equal_full_forward_at_every_step() {
 #[test]
 fn greedy_generation_is_identical_and_global_runs_once_per_patch() {
     let prompt = text(41, 17);
+    let mut longest = 0;
     for (name, config) in schemes(&prompt, 23) {
         let m = TestModel::new(config.clone(), 23);
         let generator = Generator::new(&m.model, m.entropy.as_ref(), &config, device()).unwrap();
@@ -130,9 +131,18 @@ fn greedy_generation_is_identical_and_global_runs_once_per_patch() {
             fast.patches - 1,
             "{name}: global steps vs patches"
         );
-        assert!(
-            slow.global_steps > fast.global_steps,
-            "{name}: the full path recomputes"
-        );
+        // The full path runs the global model over every patch of the prefix for each byte;
+        // an untrained model may emit EOS at once, leaving nothing to recompute.
+        if slow.bytes.len() >= 2 {
+            assert!(
+                slow.global_steps > fast.global_steps,
+                "{name}: the full path recomputes"
+            );
+        }
+        longest = longest.max(fast.bytes.len());
     }
+    assert!(
+        longest >= 10,
+        "every scheme stopped early: {longest} bytes at most"
+    );
 }

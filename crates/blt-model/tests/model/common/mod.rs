@@ -33,12 +33,24 @@ pub struct TestModel {
     pub entropy: Option<EntropyModel<B>>,
 }
 
+/// Runs `init` with the backend's generator seeded with `seed`. The generator is global and
+/// tests run in parallel, so seeding and drawing happen under one lock: otherwise another
+/// test's initialisation could draw in between, and weights would change from run to run.
+pub fn seeded<T>(seed: u64, init: impl FnOnce() -> T) -> T {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    B::seed(&device(), seed);
+    init()
+}
+
 impl TestModel {
     pub fn new(config: BltConfig, seed: u64) -> Self {
-        B::seed(&device(), seed);
-        let model = Blt::new(&config, &device()).unwrap();
-        let entropy = (config.patching == PatchingKind::Entropy)
-            .then(|| EntropyModelConfig::from_blt(&config).init(&device()));
+        let (model, entropy) = seeded(seed, || {
+            let model = Blt::new(&config, &device()).unwrap();
+            let entropy = (config.patching == PatchingKind::Entropy)
+                .then(|| EntropyModelConfig::from_blt(&config).init(&device()));
+            (model, entropy)
+        });
         Self {
             config,
             model,
