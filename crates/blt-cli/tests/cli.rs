@@ -489,4 +489,14 @@ fn bad_input_gives_one_line_errors() {
         run_cli(&["train", "--plain", "--config", "/nonexistent.toml"]),
         "/nonexistent.toml",
     );
+    // Training and the bench are not compiled for flex; asking for it is an error, not a panic,
+    // and nothing is written.
+    let flex_run = run.parent().unwrap().join("flex-run");
+    for args in [
+        &["--backend", "flex", "train", "--plain", "--run-dir"][..],
+        &["--backend", "flex", "bench", "--quick", "--out"][..],
+    ] {
+        assert_one_line_error(output(cli().args(args).arg(&flex_run)), "not flex");
+        assert!(!flex_run.exists(), "{args:?} wrote {}", flex_run.display());
+    }
 }

@@ -19,6 +19,7 @@ mod input;
 mod io;
 mod layers;
 mod loss;
+mod seed;
 mod stats;
 
 pub use blt::{Blt, BltOutput};
@@ -41,4 +42,5 @@ pub use io::{
     save_model,
 };
 pub use loss::{LossSums, masked_cross_entropy};
+pub use seed::seeded;
 pub use stats::{FlopsPerByte, ParameterCounts};

@@ -23,7 +23,7 @@ use blt_data::{
 };
 use blt_model::{
     Blt, BltConfig, EntropyModel, EntropyModelConfig, FlopsPerByte, ParameterCounts, PatchingKind,
-    entropy_model_identity, load_entropy_model, save_entropy_model, save_model,
+    entropy_model_identity, load_entropy_model, save_entropy_model, save_model, seeded,
 };
 use blt_patching::{CalibrationOptions, calibrate_threshold};
 use burn::{
@@ -481,14 +481,4 @@ fn interrupted_summary<B: Backend>(
     };
     write_summary(&summary)?;
     Ok(summary)
-}
-
-/// Runs `init` with the backend's generator seeded with `seed`. The generator is global to the
-/// process: seeding and drawing happen under one lock, so runs started concurrently (tests, or
-/// an application training two models) still get the weights their seeds promise.
-fn seeded<B: Backend, T>(device: &B::Device, seed: u64, init: impl FnOnce() -> T) -> T {
-    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    B::seed(device, seed);
-    init()
 }

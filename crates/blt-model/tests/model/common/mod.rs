@@ -33,14 +33,9 @@ pub struct TestModel {
     pub entropy: Option<EntropyModel<B>>,
 }
 
-/// Runs `init` with the backend's generator seeded with `seed`. The generator is global and
-/// tests run in parallel, so seeding and drawing happen under one lock: otherwise another
-/// test's initialisation could draw in between, and weights would change from run to run.
+/// [`blt_model::seeded`] on the test backend and device.
 pub fn seeded<T>(seed: u64, init: impl FnOnce() -> T) -> T {
-    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
-    B::seed(&device(), seed);
-    init()
+    blt_model::seeded::<B, T>(&device(), seed, init)
 }
 
 impl TestModel {
