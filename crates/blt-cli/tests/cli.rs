@@ -492,11 +492,23 @@ fn bad_input_gives_one_line_errors() {
     // Training and the bench are not compiled for flex; asking for it is an error, not a panic,
     // and nothing is written.
     let flex_run = run.parent().unwrap().join("flex-run");
-    for args in [
-        &["--backend", "flex", "train", "--plain", "--run-dir"][..],
-        &["--backend", "flex", "bench", "--quick", "--out"][..],
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    for (args, config) in [
+        (
+            &["--backend", "flex", "train", "--plain", "--run-dir"][..],
+            "tiny.toml",
+        ),
+        (
+            &["--backend", "flex", "bench", "--quick", "--out"][..],
+            "bench.toml",
+        ),
     ] {
-        assert_one_line_error(output(cli().args(args).arg(&flex_run)), "not flex");
+        let mut cmd = cli();
+        cmd.args(args)
+            .arg(&flex_run)
+            .arg("--config")
+            .arg(configs.join(config));
+        assert_one_line_error(output(&mut cmd), "not flex");
         assert!(!flex_run.exists(), "{args:?} wrote {}", flex_run.display());
     }
 }

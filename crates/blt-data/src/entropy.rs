@@ -39,6 +39,20 @@ pub fn compute_entropies<B: Backend>(
     batch_rows: usize,
     device: &B::Device,
 ) -> Result<Vec<Vec<f32>>> {
+    compute_entropies_until(model, rows, reset_context, batch_rows, device, || false)
+}
+
+/// [`compute_entropies`] that calls `stop` before each forward pass and gives up with
+/// [`DataError::Interrupted`] once it returns true: a whole corpus takes minutes, and Ctrl-C
+/// should not have to wait for it.
+pub fn compute_entropies_until<B: Backend>(
+    model: &EntropyModel<B>,
+    rows: &[Row],
+    reset_context: bool,
+    batch_rows: usize,
+    device: &B::Device,
+    stop: impl Fn() -> bool,
+) -> Result<Vec<Vec<f32>>> {
     let limit = max_positions(model);
     for row in rows {
         let len = row.input().len();
@@ -58,6 +72,12 @@ pub fn compute_entropies<B: Backend>(
     let mut last_report = started;
     let mut done = 0;
     for chunk in order.chunks(batch_rows.max(1)) {
+        if stop() {
+            return Err(DataError::Interrupted {
+                done,
+                total: rows.len(),
+            });
+        }
         let inputs: Vec<&[u32]> = chunk.iter().map(|&i| rows[i].input()).collect();
         let entropies = sequence_entropies(model, &inputs, reset_context, device)?;
         for (&i, h) in chunk.iter().zip(entropies) {

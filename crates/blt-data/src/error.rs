@@ -130,6 +130,14 @@ pub enum DataError {
         /// Entropies found.
         found: usize,
     },
+    /// Computing entropies was stopped by its caller's stop check (Ctrl-C, say).
+    #[error("stopped while computing entropies ({done} of {total} rows done)")]
+    Interrupted {
+        /// Rows finished when the stop was seen.
+        done: usize,
+        /// Rows asked for.
+        total: usize,
+    },
     /// An entropy cache file is corrupt, truncated, or of another format version.
     #[error("entropy cache {path} is unusable: {reason}")]
     CorruptCache {

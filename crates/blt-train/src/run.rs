@@ -19,7 +19,7 @@ use std::{
 };
 
 use blt_data::{
-    BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, Row, compute_entropies,
+    BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, Row, compute_entropies_until,
 };
 use blt_model::{
     Blt, BltConfig, EntropyModel, EntropyModelConfig, FlopsPerByte, ParameterCounts, PatchingKind,
@@ -335,13 +335,43 @@ pub fn train<B: AutodiffBackend>(
             let identity = entropy_model_identity(&run_dir.join("entropy"))?;
             let rows: Vec<Row> = dataset.rows().to_vec();
             let started = Instant::now();
-            let cache = EntropyCache::load_or_compute(
+            let computed = EntropyCache::load_or_compute(
                 &run_dir.join(ENTROPY_CACHE_FILE),
                 &identity,
                 &rows,
                 m.reset_entropy_context,
-                |rows| compute_entropies(model, rows, m.reset_entropy_context, 16, &device),
-            )?;
+                |rows| {
+                    compute_entropies_until(
+                        model,
+                        rows,
+                        m.reset_entropy_context,
+                        16,
+                        &device,
+                        || options.interrupter.should_stop(),
+                    )
+                },
+            );
+            let cache = match computed {
+                Err(blt_data::DataError::Interrupted { done, total }) => {
+                    // Nothing was written: the cache file only ever holds a finished cache,
+                    // and the entropy model is saved, so a resumed run starts the cache over.
+                    tracing::warn!(
+                        done,
+                        total,
+                        "stopped while computing the entropy cache; resume with --resume"
+                    );
+                    return interrupted_summary::<B::InnerBackend>(
+                        &device,
+                        run_dir,
+                        &options,
+                        started,
+                        entropy_stage,
+                        &model_config,
+                        *dataset.stats(),
+                    );
+                }
+                other => other?,
+            };
             tracing::info!(
                 rows = rows.len(),
                 seconds = started.elapsed().as_secs_f64(),

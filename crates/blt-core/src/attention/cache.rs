@@ -53,22 +53,37 @@ impl<B: Backend> KvCache<B> {
         *self = Self::new(self.window);
     }
 
-    /// Appends new keys/values (`[batch, heads, n, d]`) with their segment ids, then drops
-    /// entries that no future query can see.
-    pub(crate) fn append(
-        &mut self,
+    /// The cached keys and values followed by `keys` and `values` (`[batch, heads, n, d]`):
+    /// what a query at the new positions attends over. Hand the result to [`KvCache::store`],
+    /// so each step concatenates once.
+    pub(crate) fn extended(
+        &self,
         keys: Tensor<B, 4>,
         values: Tensor<B, 4>,
-        segments: Vec<Vec<u32>>,
-    ) {
-        let added = keys.dims()[2];
-        let (mut keys, mut values) = match (self.keys.take(), self.values.take()) {
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        match (&self.keys, &self.values) {
             (Some(k), Some(v)) => (
-                Tensor::cat(vec![k, keys], 2),
-                Tensor::cat(vec![v, values], 2),
+                Tensor::cat(vec![k.clone(), keys], 2),
+                Tensor::cat(vec![v.clone(), values], 2),
             ),
             _ => (keys, values),
-        };
+        }
+    }
+
+    /// Replaces the cache with `keys`/`values` from [`KvCache::extended`], whose last `added`
+    /// positions are new and carry `segments`, then drops entries that no future query can see.
+    pub(crate) fn store(
+        &mut self,
+        mut keys: Tensor<B, 4>,
+        mut values: Tensor<B, 4>,
+        added: usize,
+        segments: Vec<Vec<u32>>,
+    ) {
+        debug_assert_eq!(
+            keys.dims()[2],
+            self.len() + added,
+            "store() takes extended() keys"
+        );
         if self.segments.is_empty() {
             self.segments = segments;
         } else {

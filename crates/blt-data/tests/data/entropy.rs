@@ -4,7 +4,8 @@
 use std::cell::Cell;
 
 use blt_data::{
-    ByteDataset, DataError, DatasetConfig, EntropyCache, Row, compute_entropies, sequence_entropies,
+    ByteDataset, DataError, DatasetConfig, EntropyCache, Row, compute_entropies,
+    compute_entropies_until, sequence_entropies,
 };
 use blt_model::{BltConfig, EntropyModel, EntropyModelConfig};
 
@@ -254,4 +255,38 @@ fn rows_beyond_the_model_positions_are_rejected() {
         matches!(err, DataError::InvalidRow { row: 7, .. }),
         "{err:?}"
     );
+}
+
+#[test]
+fn a_stop_check_ends_the_computation_between_batches_and_nothing_is_cached() {
+    let model = model();
+    let rows = rows();
+    let device = Default::default();
+    // Stop at the third check: two batches of two rows are done.
+    let checks = Cell::new(0);
+    let stop = || {
+        checks.set(checks.get() + 1);
+        checks.get() > 2
+    };
+    let err = compute_entropies_until(&model, &rows, false, 2, &device, stop).unwrap_err();
+    assert!(
+        matches!(err, DataError::Interrupted { done: 4, total } if total == rows.len()),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("stopped while computing entropies (4 of")
+    );
+
+    // Through the cache: the stop propagates and no file is left behind.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.bin");
+    let result = EntropyCache::load_or_compute(&path, "model", &rows, false, |rows| {
+        compute_entropies_until(&model, rows, false, 2, &device, || true)
+    });
+    assert!(matches!(
+        result,
+        Err(DataError::Interrupted { done: 0, .. })
+    ));
+    assert!(!path.exists());
 }
