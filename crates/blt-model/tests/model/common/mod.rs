@@ -4,7 +4,7 @@
 use blt_model::{Blt, BltConfig, BltInput, EntropyModel, EntropyModelConfig, PatchingKind};
 use burn::{
     backend::{NdArray, ndarray::NdArrayDevice},
-    tensor::{Tensor, backend::Backend},
+    tensor::Tensor,
 };
 
 /// The backend the tests run on.
