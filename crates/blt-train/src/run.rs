@@ -288,6 +288,19 @@ pub fn train<B: AutodiffBackend>(
     }
     let (train_groups, valid_groups) = loaders_groups(&split.train, &split.valid, t)?;
 
+    // A stop before the BLT stage: the summary of what was done (nothing of the BLT).
+    let stopped_before_blt = |entropy_stage| {
+        interrupted_summary::<B::InnerBackend>(
+            &device,
+            run_dir,
+            &options,
+            started,
+            entropy_stage,
+            &model_config,
+            *dataset.stats(),
+        )
+    };
+
     // Stage one: the entropy model (entropy patching only).
     let mut entropy_stage = None;
     let entropy_model: Option<EntropyModel<B::InnerBackend>> =
@@ -312,15 +325,7 @@ pub fn train<B: AutodiffBackend>(
                 entropy_stage = Some(outcome);
                 if interrupted {
                     tracing::warn!("stopped during the entropy stage; resume with --resume");
-                    return interrupted_summary::<B::InnerBackend>(
-                        &device,
-                        run_dir,
-                        &options,
-                        started,
-                        entropy_stage,
-                        &model_config,
-                        *dataset.stats(),
-                    );
+                    return stopped_before_blt(entropy_stage);
                 }
                 model
             };
@@ -360,15 +365,7 @@ pub fn train<B: AutodiffBackend>(
                         total,
                         "stopped while computing the entropy cache; resume with --resume"
                     );
-                    return interrupted_summary::<B::InnerBackend>(
-                        &device,
-                        run_dir,
-                        &options,
-                        started,
-                        entropy_stage,
-                        &model_config,
-                        *dataset.stats(),
-                    );
+                    return stopped_before_blt(entropy_stage);
                 }
                 other => other?,
             };
