@@ -98,20 +98,11 @@ impl<B: Backend> Rope<B> {
     /// If `positions` does not have one entry per row, or a row runs past `max_seq_len`.
     pub fn apply_at(&self, x: Tensor<B, 4>, positions: &[usize]) -> Tensor<B, 4> {
         let [b, _, t, d] = x.dims();
-        assert_eq!(positions.len(), b, "one rotary position per batch row");
-        if let Some(&first) = positions.first()
-            && positions.iter().all(|&p| p == first)
-        {
-            return self.apply(x, first);
+        if let Some(offset) = shared_position(positions, b) {
+            return self.apply(x, offset);
         }
-        self.check(d, positions.iter().max().copied().unwrap_or(0) + t);
-        let table = |table: &Tensor<B, 2>| {
-            let rows = positions
-                .iter()
-                .map(|&p| table.clone().narrow(0, p, t))
-                .collect();
-            Tensor::cat(rows, 0).reshape([b, 1, t, d])
-        };
+        self.check(d, end_of(positions, t));
+        let table = |table: &Tensor<B, 2>| rows_at(table, positions, t).reshape([b, 1, t, d]);
         rotate(x, table(&self.cos), table(&self.sin))
     }
 
@@ -157,20 +148,12 @@ impl<B: Backend> Rope<B> {
         positions: &[usize],
     ) -> Tensor<B, 3> {
         let [b, t, features] = x.dims();
-        assert_eq!(positions.len(), b, "one rotary position per batch row");
-        if let Some(&first) = positions.first()
-            && positions.iter().all(|&p| p == first)
-        {
-            return self.apply_flat(x, rotated, first);
+        if let Some(offset) = shared_position(positions, b) {
+            return self.apply_flat(x, rotated, offset);
         }
-        let end = positions.iter().max().copied().unwrap_or(0) + t;
-        self.check_flat(rotated, features, end);
+        self.check_flat(rotated, features, end_of(positions, t));
         let table = |table: &Tensor<B, 2>, pass: f32| {
-            let rows = positions
-                .iter()
-                .map(|&p| table.clone().narrow(0, p, t).unsqueeze_dim(0))
-                .collect();
-            flat_table(Tensor::cat(rows, 0), rotated, features, pass)
+            flat_table(rows_at(table, positions, t), rotated, features, pass)
         };
         rotate_flat(x, table(&self.cos, 1.0), table(&self.sin, 0.0))
     }
@@ -181,11 +164,15 @@ impl<B: Backend> Rope<B> {
             "rotating {rotated} of {features} features in heads of {}",
             self.head_dim
         );
-        self.check(self.head_dim, end);
+        self.check_end(end);
     }
 
     fn check(&self, head_dim: usize, end: usize) {
         assert_eq!(head_dim, self.head_dim, "rope head_dim mismatch");
+        self.check_end(end);
+    }
+
+    fn check_end(&self, end: usize) {
         assert!(
             end <= self.max_seq_len,
             "position {end} beyond the rotary table ({} positions)",
@@ -208,6 +195,32 @@ fn rotate<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) -> 
     // (x0, x1) -> (−x1, x0): the 90° rotation of each pair.
     let rotated = Tensor::cat(vec![odd.neg(), even], 4).reshape([b, h, t, d]);
     x * cos + rotated * sin
+}
+
+/// The one position every row starts at, if they all share it (then the per-row forms take the
+/// cheaper shared-offset path).
+///
+/// # Panics
+/// If `positions` does not have one entry per batch row.
+fn shared_position(positions: &[usize], batch: usize) -> Option<usize> {
+    assert_eq!(positions.len(), batch, "one rotary position per batch row");
+    let first = *positions.first()?;
+    positions.iter().all(|&p| p == first).then_some(first)
+}
+
+/// One past the last position any row reaches.
+fn end_of(positions: &[usize], seq: usize) -> usize {
+    positions.iter().max().copied().unwrap_or(0) + seq
+}
+
+/// Rows `positions[r]..positions[r] + seq` of a `[positions, head_dim]` table for each batch
+/// row: `[batch, seq, head_dim]`.
+fn rows_at<B: Backend>(table: &Tensor<B, 2>, positions: &[usize], seq: usize) -> Tensor<B, 3> {
+    let rows = positions
+        .iter()
+        .map(|&p| table.clone().narrow(0, p, seq).unsqueeze_dim(0))
+        .collect();
+    Tensor::cat(rows, 0)
 }
 
 /// A per-head table `[n, seq, head_dim]` tiled over `rotated` features, then `pass` (1 for
