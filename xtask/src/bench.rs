@@ -43,12 +43,26 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
     if args.quick {
         cargo.push("--quick".into());
     }
+    if args.skip_generation {
+        cargo.push("--skip-generation".into());
+    }
     let refs: Vec<&str> = cargo.iter().map(String::as_str).collect();
     run("cargo", &refs)?;
     let text = std::fs::read_to_string(crate::cmd::workspace_root().join(&out))
         .with_context(|| format!("reading {out}"))?;
-    let _: serde_json::Value =
+    let mut report: serde_json::Value =
         serde_json::from_str(&text).context("the bench wrote invalid JSON")?;
+    if let Some(python) = &args.peer {
+        let peer = crate::peer::run_peer(python, &args.peer_script, !args.skip_generation)?;
+        report["vs_peer"] = crate::peer::ratios(&report, &peer);
+        report["peer"] = peer;
+        eprintln!("xtask bench: ours / peer = {}", report["vs_peer"]);
+        std::fs::write(
+            crate::cmd::workspace_root().join(&out),
+            serde_json::to_string_pretty(&report)?,
+        )
+        .with_context(|| format!("writing {out}"))?;
+    }
     eprintln!("xtask bench: JSON written to {out}");
     Ok(())
 }

@@ -72,4 +72,14 @@ pub struct BenchArgs {
     /// Output file (default: target/bench.json).
     #[arg(long)]
     pub out: Option<String>,
+    /// Training and forward only.
+    #[arg(long)]
+    pub skip_generation: bool,
+    /// Python interpreter with torch and transformers>=5: also time the Hugging Face BLT at the
+    /// same shapes, right after our bench, and add its figures and `vs_peer` ratios to the JSON.
+    #[arg(long, value_name = "PYTHON")]
+    pub peer: Option<String>,
+    /// The peer benchmark script.
+    #[arg(long, default_value = "../shared/peers/bench_torch.py")]
+    pub peer_script: String,
 }

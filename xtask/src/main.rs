@@ -10,6 +10,7 @@ mod bench;
 mod ci;
 mod cmd;
 mod flags;
+mod peer;
 mod train;
 
 use clap::Parser;

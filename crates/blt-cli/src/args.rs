@@ -86,6 +86,9 @@ pub struct BenchArgs {
     /// Smoke mode: a few steps only.
     #[arg(long)]
     pub quick: bool,
+    /// Training and forward only (generation takes minutes in the full bench).
+    #[arg(long)]
+    pub skip_generation: bool,
     /// Also write the JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -1,6 +1,7 @@
 //! SwiGLU feed-forward network (Shazeer, 2020): `w2(silu(w1·x) ⊙ w3·x)`, bias-free, with the
 //! hidden size rule of the original BLT / Llama (reference §8).
 
+use crate::kernels::linear;
 use burn::{
     config::Config,
     module::Module,
@@ -72,8 +73,8 @@ impl<B: Backend> SwiGlu<B> {
     /// - x: `[..., d_model]`
     /// - output: `[..., d_model]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let gated = silu(self.gate.forward(x.clone())) * self.up.forward(x);
-        self.down.forward(gated)
+        let gated = silu(linear(&self.gate, x.clone())) * linear(&self.up, x);
+        linear(&self.down, gated)
     }
 }
 

@@ -12,6 +12,8 @@ mod block;
 mod error;
 mod ffn;
 pub mod init;
+pub mod kernels;
+
 pub mod mask;
 mod norm;
 mod rope;

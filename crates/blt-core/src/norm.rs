@@ -43,11 +43,7 @@ impl<B: Backend> RmsNorm<B> {
     /// - x: `[..., d_model]`
     /// - output: `[..., d_model]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        // A division, not `recip()`: burn-ndarray 0.21's SIMD `recip` is the approximate x86
-        // `rcp` instruction (12 bits) on aligned chunks only, so results would shift by ~1e-4
-        // relative and depend on where the allocator put the buffer.
-        let rms = (x.clone().square().mean_dim(D - 1) + self.eps).sqrt();
-        x / rms * self.gamma.val().unsqueeze()
+        crate::kernels::rms_norm(x, self.gamma.val(), self.eps)
     }
 }
 

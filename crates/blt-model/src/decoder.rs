@@ -5,6 +5,7 @@
 //! Causality: patch `dec(i)` ends at or before byte `i` and the global model is causal, so byte
 //! `i` never reads a summary of a later byte.
 
+use blt_core::kernels::linear;
 use blt_core::{
     CrossAttention, CrossAttentionConfig, KvCache, RmsNorm, RmsNormConfig, TransformerBlock,
     init::linear_no_bias,
@@ -71,7 +72,7 @@ impl<B: Backend> LocalDecoder<B> {
     /// - global: `[batch, patches, d_global]`; output: `[batch, patches · k, d]`
     pub fn patch_slots(&self, global: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, patches, _] = global.dims();
-        let slots = self.patch_projection.forward(global);
+        let slots = linear(&self.patch_projection, global);
         let d = slots.dims()[2] / self.k;
         slots.reshape([batch, patches * self.k, d])
     }
@@ -101,7 +102,7 @@ impl<B: Backend> LocalDecoder<B> {
             // Double residual of the original (reference §7.1).
             h = block.forward(h * 2.0 + read, mask.clone());
         }
-        self.head.forward(self.norm.forward(h))
+        linear(&self.head, self.norm.forward(h))
     }
 
     /// Decodes new positions against cached earlier ones; `positions` as in
@@ -130,6 +131,6 @@ impl<B: Backend> LocalDecoder<B> {
                 cross.forward_grouped(h.clone(), slots.clone(), group_index.clone(), self.k, None);
             h = block.forward_cached_at(h * 2.0 + read, cache, segments, positions);
         }
-        self.head.forward(self.norm.forward(h))
+        linear(&self.head, self.norm.forward(h))
     }
 }

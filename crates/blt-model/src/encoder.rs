@@ -5,6 +5,7 @@
 //! Causality: each patch's slots read only that patch's bytes (a gather of its positions), so a
 //! patch summary never depends on later bytes.
 
+use blt_core::kernels::linear;
 use blt_core::{CrossAttention, CrossAttentionConfig, TransformerBlock, init::linear_no_bias};
 use burn::{
     module::Module,
@@ -111,10 +112,7 @@ impl<B: Backend> LocalEncoder<B> {
                 .mask_fill(empty.expand([batch, patches, d]), 0.0)
         };
         let k = self.k;
-        let queries = self
-            .patch_projection
-            .forward(pooled)
-            .reshape([batch, patches * k, d]);
+        let queries = linear(&self.patch_projection, pooled).reshape([batch, patches * k, d]);
         let Some(cross) = &self.cross_attention else {
             return queries.reshape([batch, patches, k * d]);
         };

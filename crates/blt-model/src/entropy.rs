@@ -1,6 +1,7 @@
 //! The entropy model (reference §2): a small windowed causal byte LM — embedding, pre-norm
 //! blocks, RMSNorm, a 260-way head — whose next-byte entropy (nats) drives entropy patching.
 
+use blt_core::kernels::linear;
 use blt_core::{
     KvCache, RmsNorm, RmsNormConfig, TransformerBlock, TransformerBlockConfig,
     init::{linear_no_bias, trunc_normal_param},
@@ -104,7 +105,7 @@ impl<B: Backend> EntropyModel<B> {
         for block in &self.blocks {
             h = block.forward(h, mask.clone());
         }
-        self.head.forward(self.norm.forward(h))
+        linear(&self.head, self.norm.forward(h))
     }
 
     /// Logits for new positions continuing the cached ones. `positions` gives each row's
@@ -123,7 +124,7 @@ impl<B: Backend> EntropyModel<B> {
         for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
             h = block.forward_cached_at(h, cache, segments, positions);
         }
-        self.head.forward(self.norm.forward(h))
+        linear(&self.head, self.norm.forward(h))
     }
 
     /// Fresh caches holding at most `window_size` keys each.

@@ -2,6 +2,7 @@
 //! `k · hidden_size ≠ global_hidden_size`, causal (block-causal per document) pre-norm blocks,
 //! no final norm. Optionally, a gated memory per layer (the seed's hierarchical memory).
 
+use blt_core::kernels::linear;
 use blt_core::{KvCache, TransformerBlock, init::linear_no_bias};
 use burn::{
     module::{Module, Param},
@@ -36,10 +37,10 @@ impl<B: Backend> HierarchicalMemory<B> {
     pub fn forward(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, seq, d] = h.dims();
         let memory = self.memory.val().reshape([1, 1, d]).expand([batch, seq, d]);
-        let gate = sigmoid(
-            self.gate
-                .forward(Tensor::cat(vec![h.clone(), memory.clone()], 2)),
-        );
+        let gate = sigmoid(linear(
+            &self.gate,
+            Tensor::cat(vec![h.clone(), memory.clone()], 2),
+        ));
         h + gate * memory
     }
 }
@@ -79,7 +80,7 @@ impl<B: Backend> GlobalTransformer<B> {
 
     fn project(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.input_projection {
-            Some(p) => p.forward(x),
+            Some(p) => linear(p, x),
             None => x,
         }
     }

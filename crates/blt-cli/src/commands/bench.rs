@@ -272,13 +272,15 @@ pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
             quick: args.quick,
         },
     )?;
-    report["generation"] = dispatch(
-        &global.backend,
-        GenerationBench {
-            config: model,
-            quick: args.quick,
-        },
-    )?;
+    if !args.skip_generation {
+        report["generation"] = dispatch(
+            &global.backend,
+            GenerationBench {
+                config: model,
+                quick: args.quick,
+            },
+        )?;
+    }
     report["peak_rss_bytes"] = json!(peak_rss());
     let text = serde_json::to_string_pretty(&report)?;
     println!("{text}");

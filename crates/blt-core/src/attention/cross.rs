@@ -5,6 +5,7 @@
 //! rows) and the Hugging Face port (`finfo.min` masking, also uniform), a query whose keys are
 //! all masked returns exactly zero here. The original's double residual is left to the caller.
 
+use crate::kernels::linear;
 use burn::{
     config::Config,
     module::Module,
@@ -117,10 +118,10 @@ impl<B: Backend> CrossAttention<B> {
         let [batch, tq, d] = queries.dims();
         let tk = context.dims()[1];
         let (h, dh) = (self.num_heads, d / self.num_heads);
-        let q = self.wq.forward(self.query_norm.forward(queries));
+        let q = linear(&self.wq, self.query_norm.forward(queries));
         let context = self.kv_norm.forward(context);
-        let k = self.wk.forward(context.clone());
-        let v = self.wv.forward(context);
+        let k = linear(&self.wk, context.clone());
+        let v = linear(&self.wv, context);
         let heads = |t: Tensor<B, 3>, len: usize| t.reshape([batch, len, h, dh]).swap_dims(1, 2);
         // Which rows see at least one key: enforce exact zeros whatever the backend's kernel
         // does with a fully masked row.
@@ -133,7 +134,7 @@ impl<B: Backend> CrossAttention<B> {
             &self.dropout,
         );
         let out = out.swap_dims(1, 2).reshape([batch, tq, d]);
-        self.wo.forward(out) * any_visible
+        linear(&self.wo, out) * any_visible
     }
 
     /// Attends from each query to one *group* of `group_size` consecutive context rows only,
@@ -164,9 +165,7 @@ impl<B: Backend> CrossAttention<B> {
         );
         let groups = tk / group_size;
         let (h, dh) = (self.num_heads, d / self.num_heads);
-        let q = self
-            .wq
-            .forward(self.query_norm.forward(queries))
+        let q = linear(&self.wq, self.query_norm.forward(queries))
             .reshape([batch * tq, 1, h, dh])
             .swap_dims(1, 2);
         let context = self.kv_norm.forward(context);
@@ -181,14 +180,14 @@ impl<B: Backend> CrossAttention<B> {
                 .reshape([batch * tq, group_size, h, dh])
                 .swap_dims(1, 2)
         };
-        let k = gather(self.wk.forward(context.clone()));
-        let v = gather(self.wv.forward(context));
+        let k = gather(linear(&self.wk, context.clone()));
+        let v = gather(linear(&self.wv, context));
         let any_visible = mask
             .as_ref()
             .map(|m| m.clone().bool_not().any_dim(2).float());
         let mask = mask.map(|m| m.reshape([batch * tq, 1, group_size]));
         let out = scaled_dot_product(q, k, v, mask, &self.dropout).reshape([batch, tq, d]);
-        let out = self.wo.forward(out);
+        let out = linear(&self.wo, out);
         match any_visible {
             Some(visible) => out * visible,
             None => out,

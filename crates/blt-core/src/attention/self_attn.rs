@@ -1,6 +1,7 @@
 //! Multi-head self-attention with RoPE, local block-causal masks (sliding window, document
 //! boundaries) and a KV cache; standard or differential (reference §5, §8; Ye et al., 2024).
 
+use crate::kernels::linear;
 use burn::{
     config::Config,
     module::Module,
@@ -248,7 +249,7 @@ impl<B: Backend> SelfAttention<B> {
         // Rotate queries and keys while they are still contiguous `[q | k | v]` rows: the same
         // values as rotating each head after the split, several times cheaper on NdArray.
         // Differential layers rotate each half-head, which tiles the same way.
-        let qkv = self.qkv.forward(x);
+        let qkv = linear(&self.qkv, x);
         let qkv = match at {
             RopeAt::Offset(offset) => self.rope.apply_flat(qkv, 2 * h * dh, offset),
             RopeAt::Rows(positions) => self.rope.apply_flat_at(qkv, 2 * h * dh, positions),
@@ -293,6 +294,6 @@ impl<B: Backend> SelfAttention<B> {
         let merged = heads
             .swap_dims(1, 2)
             .reshape([batch, seq, h * self.head_dim]);
-        self.output.forward(merged)
+        linear(&self.output, merged)
     }
 }

@@ -1,0 +1,151 @@
+//! Fused ops with a fast path per backend and a generic fallback built from Burn ops.
+//!
+//! Today that is masked scaled-dot-product attention. With the `ndarray` feature it runs our
+//! CPU kernel ([`cpu_attention`]) on `NdArray` and `Autodiff<NdArray>`, forward and backward,
+//! without materialising `[batch, heads, tq, tk]` scores; every other backend (flex, wgpu,
+//! CUDA, LibTorch, and Burn's `Autodiff` over them) runs Burn's own attention op, which
+//! CubeCL backends execute as flash attention in inference.
+//!
+//! The fast path is picked by type at run time rather than through a backend-extension trait,
+//! so that every public API stays generic over a plain `B: Backend` and downstream backends
+//! need no implementation of ours.
+
+#[cfg(feature = "ndarray")]
+mod ndarray;
+
+use burn::{
+    nn::Linear,
+    tensor::{Bool, Tensor, backend::Backend, module, ops::AttentionModuleOptions},
+};
+
+/// Queries `[batch, heads, tq, dk]`, keys `[batch, heads, tk, dk]`, values `[batch, heads, tk,
+/// dv]` and an optional mask `[batch or 1, tq, tk]` shared by the heads (`true` = hidden).
+#[derive(Debug, Clone)]
+pub(crate) struct AttentionInputs<B: Backend> {
+    pub q: Tensor<B, 4>,
+    pub k: Tensor<B, 4>,
+    pub v: Tensor<B, 4>,
+    pub mask: Option<Tensor<B, 3, Bool>>,
+}
+
+/// One of our fused ops, for [`enabled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Masked scaled-dot-product attention.
+    Attention,
+    /// `x·W` over all leading dimensions.
+    Linear,
+    /// RMSNorm over the last dimension.
+    RmsNorm,
+}
+
+impl Kernel {
+    const ALL: [Kernel; 3] = [Kernel::Attention, Kernel::Linear, Kernel::RmsNorm];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kernel::Attention => "attention",
+            Kernel::Linear => "linear",
+            Kernel::RmsNorm => "rms_norm",
+        }
+    }
+}
+
+/// Whether a kernel may run. The environment variable `BLT_KERNELS` lists the enabled ones
+/// (`attention,linear,rms_norm`), or says `off` (none) or `all` (the default); the rest take the generic
+/// path. It exists for A/B measurements and for ruling a kernel out when results look wrong, and
+/// is read once.
+pub fn enabled(kernel: Kernel) -> bool {
+    static ENABLED: std::sync::OnceLock<Vec<Kernel>> = std::sync::OnceLock::new();
+    ENABLED
+        .get_or_init(|| match std::env::var("BLT_KERNELS") {
+            Err(_) => Kernel::ALL.to_vec(),
+            Ok(list) if list.trim() == "all" => Kernel::ALL.to_vec(),
+            Ok(list) => Kernel::ALL
+                .into_iter()
+                .filter(|k| list.split(',').any(|item| item.trim() == k.name()))
+                .collect(),
+        })
+        .contains(&kernel)
+}
+
+/// `softmax(q·kᵀ/√dk, hidden keys excluded)·v`, `[batch, heads, tq, dv]`. A query that sees no
+/// key gets zeros (and zero gradients), never NaN.
+pub(crate) fn attention<B: Backend>(inputs: AttentionInputs<B>) -> Tensor<B, 4> {
+    #[cfg(feature = "ndarray")]
+    if enabled(Kernel::Attention) && ndarray::handles::<B>() {
+        let mask = match &inputs.mask {
+            None => Some(None),
+            Some(m) => ndarray::bool_array(m.clone())
+                .and_then(|a| a.into_dimensionality::<::ndarray::Ix3>().ok())
+                .map(Some),
+        };
+        if let Some(mask) = mask {
+            let AttentionInputs { q, k, v, .. } = inputs.clone();
+            let op = ndarray::AttentionOp { mask };
+            let primitives = [q, k, v].map(ndarray::float);
+            if let Ok(out) = ndarray::run::<B, _, 3>(&op, primitives) {
+                return ndarray::tensor(out);
+            }
+        }
+    }
+    composed_attention(inputs)
+}
+
+/// `x·W (+ b)` for `x: [..., d_in]`: the same as [`Linear::forward`], as one 2-D product with
+/// its own backward pass on NdArray.
+pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "ndarray")]
+    if enabled(Kernel::Linear) && layer.bias.is_none() {
+        let primitives = [
+            ndarray::float(x.clone()),
+            ndarray::float(layer.weight.val()),
+        ];
+        if let Ok(out) = ndarray::run::<B, _, 2>(&ndarray::LinearOp, primitives) {
+            return ndarray::tensor(out);
+        }
+    }
+    layer.forward(x)
+}
+
+/// The generic form: Burn's attention op, mask broadcast over the heads.
+pub(crate) fn composed_attention<B: Backend>(inputs: AttentionInputs<B>) -> Tensor<B, 4> {
+    let AttentionInputs { q, k, v, mask } = inputs;
+    let [batch, heads, tq, _] = q.dims();
+    let tk = k.dims()[2];
+    let mask = mask.map(|m| m.unsqueeze_dim::<4>(1).expand([batch, heads, tq, tk]));
+    module::attention(q, k, v, mask, None, AttentionModuleOptions::default())
+}
+
+/// RMSNorm over the last dimension: `x / √(mean(x²) + eps) · gamma`.
+pub fn rms_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    gamma: Tensor<B, 1>,
+    eps: f64,
+) -> Tensor<B, D> {
+    #[cfg(feature = "ndarray")]
+    if enabled(Kernel::RmsNorm) {
+        let op = ndarray::RmsNormOp { eps };
+        let primitives = [ndarray::float(x.clone()), ndarray::float(gamma.clone())];
+        if let Ok(out) = ndarray::run::<B, _, 2>(&op, primitives) {
+            return ndarray::tensor(out);
+        }
+    }
+    composed_rms_norm(x, gamma, eps)
+}
+
+/// The generic form of [`rms_norm`], from Burn ops.
+pub(crate) fn composed_rms_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    gamma: Tensor<B, 1>,
+    eps: f64,
+) -> Tensor<B, D> {
+    // A division, not `recip()`: burn-ndarray 0.21's SIMD `recip` is the approximate x86 `rcp`
+    // instruction (12 bits) on aligned chunks only, so results would shift by ~1e-4 relative
+    // and depend on where the allocator put the buffer.
+    let rms = (x.clone().square().mean_dim(D - 1) + eps).sqrt();
+    x / rms * gamma.unsqueeze()
+}
+
+#[cfg(all(test, feature = "ndarray"))]
+mod tests;

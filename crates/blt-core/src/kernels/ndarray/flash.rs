@@ -1,0 +1,399 @@
+//! Masked scaled-dot-product attention on host arrays, forward and backward, that never holds
+//! more than one block of query rows' scores per head (the flash-attention recipe of Dao et al.,
+//! 2022, in plain Rust).
+//!
+//! For every `(batch, head)` pair, queries are taken in blocks of [`BLOCK`] rows. A block only
+//! multiplies against the span of keys that some row of it can see (read off the mask), so a
+//! causal mask costs about half the products of a dense one and a 512-key window over 1,024
+//! positions about three eighths. The forward pass keeps each row's log-sum-exp; the backward
+//! pass recomputes the probabilities from it instead of storing `[batch, heads, tq, tk]`.
+//!
+//! Semantics match [`burn::tensor::module::attention`]'s NaN-safe fallback: `true` in the mask
+//! hides a key, and a query that sees no key gets a zero output and zero gradients.
+
+use ndarray::{
+    Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Slice, linalg::general_mat_mul,
+};
+use rayon::prelude::*;
+
+/// Query rows per block: 64 rows × 1,024 keys of f32 scores is 256 KiB, which stays in L2.
+const BLOCK: usize = 64;
+
+/// Below this many multiply-adds a product is done by plain loops: packing for the blocked
+/// matmul costs more than it saves on the tiny per-patch attentions of the pooling layers.
+const SMALL_PRODUCT: usize = 16 * 1024;
+
+/// Attention inputs for `n = batch · heads` independent heads, in standard layout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Heads<'a> {
+    /// Queries `[n, tq, dk]`.
+    pub q: ArrayView3<'a, f32>,
+    /// Keys `[n, tk, dk]`.
+    pub k: ArrayView3<'a, f32>,
+    /// Values `[n, tk, dv]`.
+    pub v: ArrayView3<'a, f32>,
+    /// `true` = hidden, `[mask_rows, tq, tk]`; head `i` reads row `i / heads_per_mask_row`.
+    pub mask: Option<ArrayView3<'a, bool>>,
+    /// Heads that share one mask row (the number of attention heads).
+    pub heads_per_mask_row: usize,
+    /// Multiplies `q·kᵀ` before the softmax.
+    pub scale: f32,
+}
+
+/// What the forward pass returns: the output `[n, tq, dv]` and each query's log-sum-exp of its
+/// scaled scores `[n, tq]` (−∞ for a query that sees no key).
+#[derive(Debug)]
+pub(crate) struct Forward {
+    pub out: Array3<f32>,
+    pub lse: Array2<f32>,
+}
+
+/// Gradients with respect to queries, keys and values, shaped like them.
+#[derive(Debug)]
+pub(crate) struct Gradients {
+    pub dq: Array3<f32>,
+    pub dk: Array3<f32>,
+    pub dv: Array3<f32>,
+}
+
+/// The keys one query row can see lie in `start..end`; when `dense`, every key in between is
+/// visible (causal, windowed and document masks), otherwise the mask must be read per key.
+#[derive(Debug, Clone, Copy)]
+struct RowSpan {
+    start: usize,
+    end: usize,
+    dense: bool,
+}
+
+type Ranges = Vec<RowSpan>;
+
+fn visible_ranges(mask: Option<ArrayView2<'_, bool>>, tq: usize, tk: usize) -> Ranges {
+    let Some(mask) = mask else {
+        let all = RowSpan {
+            start: 0,
+            end: tk,
+            dense: true,
+        };
+        return vec![all; tq];
+    };
+    mask.outer_iter()
+        .map(|row| {
+            let Some(start) = row.iter().position(|&hidden| !hidden) else {
+                return RowSpan {
+                    start: 0,
+                    end: 0,
+                    dense: true,
+                };
+            };
+            let end = row.iter().rposition(|&hidden| !hidden).unwrap_or(start) + 1;
+            let visible = row.iter().filter(|&&hidden| !hidden).count();
+            RowSpan {
+                start,
+                end,
+                dense: visible == end - start,
+            }
+        })
+        .collect()
+}
+
+/// Spans per mask row (shared by that row's heads).
+fn all_ranges(heads: &Heads<'_>) -> Vec<Ranges> {
+    let (tq, tk) = (heads.q.dim().1, heads.k.dim().1);
+    match heads.mask {
+        None => vec![visible_ranges(None, tq, tk)],
+        Some(mask) => mask
+            .outer_iter()
+            .into_par_iter()
+            .map(|m| visible_ranges(Some(m), tq, tk))
+            .collect(),
+    }
+}
+
+/// Key span of a block of rows: the union of the rows' spans.
+fn block_span(ranges: &[RowSpan]) -> (usize, usize) {
+    ranges
+        .iter()
+        .filter(|r| r.start < r.end)
+        .fold((usize::MAX, 0), |(lo, hi), r| {
+            (lo.min(r.start), hi.max(r.end))
+        })
+}
+
+/// `c = alpha · a · b + beta · c`.
+fn gemm(
+    alpha: f32,
+    a: &ArrayView2<'_, f32>,
+    b: &ArrayView2<'_, f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
+    let (m, k) = a.dim();
+    let n = b.dim().1;
+    if m * k * n >= SMALL_PRODUCT {
+        general_mat_mul(alpha, a, b, beta, c);
+        return;
+    }
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f32;
+            for p in 0..k {
+                acc += a[[i, p]] * b[[p, j]];
+            }
+            let old = if beta == 0.0 { 0.0 } else { beta * c[[i, j]] };
+            c[[i, j]] = old + alpha * acc;
+        }
+    }
+}
+
+/// One block's view of the problem: rows `i0..i0 + rows` against keys `lo..lo + width`.
+struct Block<'a> {
+    i0: usize,
+    rows: usize,
+    lo: usize,
+    width: usize,
+    ranges: &'a [RowSpan],
+    mask: Option<ArrayView2<'a, bool>>,
+}
+
+impl Block<'_> {
+    /// Sets the hidden entries of row `r` (block columns) to `fill` and maps the visible ones
+    /// through `f`; returns whether any key is visible.
+    fn for_row(&self, r: usize, row: &mut [f32], fill: f32, mut f: impl FnMut(&mut f32)) -> bool {
+        let span = self.ranges[r];
+        if span.start >= span.end {
+            row.fill(fill);
+            return false;
+        }
+        let (a, b) = (span.start - self.lo, span.end - self.lo);
+        row[..a].fill(fill);
+        row[b..].fill(fill);
+        match self.mask.filter(|_| !span.dense) {
+            None => row[a..b].iter_mut().for_each(f),
+            Some(mask) => {
+                let hidden = mask.row(self.i0 + r);
+                for (j, x) in row[a..b].iter_mut().enumerate() {
+                    if hidden[span.start + j] {
+                        *x = fill;
+                    } else {
+                        f(x);
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Splits a head's query rows into blocks with their key spans.
+fn blocks<'a>(
+    ranges: &'a [RowSpan],
+    mask: Option<ArrayView2<'a, bool>>,
+) -> impl Iterator<Item = Option<Block<'a>>> {
+    let tq = ranges.len();
+    (0..tq).step_by(BLOCK).map(move |i0| {
+        let i1 = (i0 + BLOCK).min(tq);
+        let (lo, hi) = block_span(&ranges[i0..i1]);
+        (lo < hi).then(|| Block {
+            i0,
+            rows: i1 - i0,
+            lo,
+            width: hi - lo,
+            ranges: &ranges[i0..i1],
+            mask,
+        })
+    })
+}
+
+fn mask_row<'a>(heads: &Heads<'a>, head: usize) -> Option<ArrayView2<'a, bool>> {
+    heads
+        .mask
+        .map(|m| m.index_axis_move(Axis(0), head / heads.heads_per_mask_row))
+}
+
+fn ranges_of<'a>(heads: &Heads<'_>, ranges: &'a [Ranges], head: usize) -> &'a [RowSpan] {
+    if heads.mask.is_some() {
+        &ranges[head / heads.heads_per_mask_row]
+    } else {
+        &ranges[0]
+    }
+}
+
+/// Softmax of one head's attention, `[tq, dv]` output and `[tq]` log-sum-exp.
+fn forward_head(
+    heads: &Heads<'_>,
+    head: usize,
+    ranges: &[RowSpan],
+    scratch: &mut Vec<f32>,
+) -> (Array2<f32>, Vec<f32>) {
+    let q = heads.q.index_axis(Axis(0), head);
+    let k = heads.k.index_axis(Axis(0), head);
+    let v = heads.v.index_axis(Axis(0), head);
+    let (tq, dv) = (q.nrows(), v.ncols());
+    let mut out = Array2::<f32>::zeros((tq, dv));
+    let mut lse = vec![f32::NEG_INFINITY; tq];
+    for block in blocks(ranges, mask_row(heads, head)).flatten() {
+        let (i0, rows, lo, width) = (block.i0, block.rows, block.lo, block.width);
+        scratch.resize(rows * width, 0.0);
+        let mut p = ArrayViewMut2::from_shape((rows, width), &mut scratch[..rows * width])
+            .expect("scratch holds rows × width");
+        let qb = q.slice_axis(Axis(0), Slice::from(i0..i0 + rows));
+        let kb = k.slice_axis(Axis(0), Slice::from(lo..lo + width));
+        gemm(heads.scale, &qb, &kb.t(), 0.0, &mut p);
+        for r in 0..rows {
+            let mut row = p.row_mut(r);
+            let row = row.as_slice_mut().expect("scratch rows are contiguous");
+            let mut max = f32::NEG_INFINITY;
+            if !block.for_row(r, row, f32::NEG_INFINITY, |x| max = max.max(*x)) {
+                row.fill(0.0);
+                continue;
+            }
+            let mut sum = 0.0f32;
+            for x in row.iter_mut() {
+                *x = (*x - max).exp();
+                sum += *x;
+            }
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|x| *x *= inv);
+            lse[i0 + r] = max + sum.ln();
+        }
+        let vb = v.slice_axis(Axis(0), Slice::from(lo..lo + width));
+        let mut ob = out.slice_axis_mut(Axis(0), Slice::from(i0..i0 + rows));
+        gemm(1.0, &p.view(), &vb, 0.0, &mut ob);
+    }
+    (out, lse)
+}
+
+/// Forward pass over every head.
+pub(crate) fn forward(heads: &Heads<'_>) -> Forward {
+    let (n, tq, _) = heads.q.dim();
+    let dv = heads.v.dim().2;
+    let ranges = all_ranges(heads);
+    let per_head: Vec<(Array2<f32>, Vec<f32>)> = (0..n)
+        .into_par_iter()
+        .map_init(Vec::new, |scratch, head| {
+            forward_head(heads, head, ranges_of(heads, &ranges, head), scratch)
+        })
+        .collect();
+    let mut out = Array3::<f32>::zeros((n, tq, dv));
+    let mut lse = Array2::<f32>::zeros((n, tq));
+    for (head, (o, l)) in per_head.into_iter().enumerate() {
+        out.index_axis_mut(Axis(0), head).assign(&o);
+        lse.row_mut(head)
+            .iter_mut()
+            .zip(l)
+            .for_each(|(dst, x)| *dst = x);
+    }
+    Forward { out, lse }
+}
+
+/// Everything the backward pass reads besides the forward inputs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Saved<'a> {
+    /// The forward log-sum-exp `[n, tq]`.
+    pub lse: ArrayView2<'a, f32>,
+    /// The gradient of the loss with respect to the output, `[n, tq, dv]`.
+    pub grad: ArrayView3<'a, f32>,
+}
+
+type HeadGradients = (Array2<f32>, Array2<f32>, Array2<f32>);
+
+fn backward_head(
+    heads: &Heads<'_>,
+    saved: &Saved<'_>,
+    head: usize,
+    ranges: &[RowSpan],
+    scratch: &mut (Vec<f32>, Vec<f32>),
+) -> HeadGradients {
+    let q = heads.q.index_axis(Axis(0), head);
+    let k = heads.k.index_axis(Axis(0), head);
+    let v = heads.v.index_axis(Axis(0), head);
+    let grad = saved.grad.index_axis(Axis(0), head);
+    let lse = saved.lse.row(head);
+    let mut dq = Array2::<f32>::zeros(q.raw_dim());
+    let mut dk = Array2::<f32>::zeros(k.raw_dim());
+    let mut dv = Array2::<f32>::zeros(v.raw_dim());
+    let (probs, dprobs) = scratch;
+    for block in blocks(ranges, mask_row(heads, head)).flatten() {
+        let (i0, rows, lo, width) = (block.i0, block.rows, block.lo, block.width);
+        probs.resize(rows * width, 0.0);
+        dprobs.resize(rows * width, 0.0);
+        let mut p = ArrayViewMut2::from_shape((rows, width), &mut probs[..rows * width])
+            .expect("scratch holds rows × width");
+        let mut dp = ArrayViewMut2::from_shape((rows, width), &mut dprobs[..rows * width])
+            .expect("scratch holds rows × width");
+        let qb = q.slice_axis(Axis(0), Slice::from(i0..i0 + rows));
+        let kb = k.slice_axis(Axis(0), Slice::from(lo..lo + width));
+        let vb = v.slice_axis(Axis(0), Slice::from(lo..lo + width));
+        let gb = grad.slice_axis(Axis(0), Slice::from(i0..i0 + rows));
+        // P = exp(scale · q·kᵀ − lse), zero where hidden.
+        gemm(heads.scale, &qb, &kb.t(), 0.0, &mut p);
+        for r in 0..rows {
+            let l = lse[i0 + r];
+            let mut row = p.row_mut(r);
+            let row = row.as_slice_mut().expect("scratch rows are contiguous");
+            if l == f32::NEG_INFINITY {
+                row.fill(0.0);
+                continue;
+            }
+            block.for_row(r, row, 0.0, |x| *x = (*x - l).exp());
+        }
+        // dV += Pᵀ·dO; dP = dO·Vᵀ; dS = P ∘ (dP − δ).
+        gemm(
+            1.0,
+            &p.view().t(),
+            &gb,
+            1.0,
+            &mut dv.slice_axis_mut(Axis(0), Slice::from(lo..lo + width)),
+        );
+        gemm(1.0, &gb, &vb.t(), 0.0, &mut dp);
+        // δ_i = Σ_j P_ij · dP_ij over the whole row (the block spans every visible key).
+        for r in 0..rows {
+            let pr = p.row(r);
+            let mut dr = dp.row_mut(r);
+            let delta: f32 = pr.iter().zip(dr.iter()).map(|(p, g)| p * g).sum();
+            dr.iter_mut()
+                .zip(pr.iter())
+                .for_each(|(g, &pv)| *g = pv * (*g - delta));
+        }
+        // dQ = scale · dS·K; dK += scale · dSᵀ·Q.
+        gemm(
+            heads.scale,
+            &dp.view(),
+            &kb,
+            0.0,
+            &mut dq.slice_axis_mut(Axis(0), Slice::from(i0..i0 + rows)),
+        );
+        gemm(
+            heads.scale,
+            &dp.view().t(),
+            &qb,
+            1.0,
+            &mut dk.slice_axis_mut(Axis(0), Slice::from(lo..lo + width)),
+        );
+    }
+    (dq, dk, dv)
+}
+
+/// Backward pass over every head.
+pub(crate) fn backward(heads: &Heads<'_>, saved: &Saved<'_>) -> Gradients {
+    let n = heads.q.dim().0;
+    let ranges = all_ranges(heads);
+    let per_head: Vec<HeadGradients> = (0..n)
+        .into_par_iter()
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |scratch, head| {
+                backward_head(heads, saved, head, ranges_of(heads, &ranges, head), scratch)
+            },
+        )
+        .collect();
+    let mut dq = Array3::<f32>::zeros(heads.q.raw_dim());
+    let mut dk = Array3::<f32>::zeros(heads.k.raw_dim());
+    let mut dv = Array3::<f32>::zeros(heads.v.raw_dim());
+    for (head, (q, k, v)) in per_head.into_iter().enumerate() {
+        dq.index_axis_mut(Axis(0), head).assign(&q);
+        dk.index_axis_mut(Axis(0), head).assign(&k);
+        dv.index_axis_mut(Axis(0), head).assign(&v);
+    }
+    Gradients { dq, dk, dv }
+}
