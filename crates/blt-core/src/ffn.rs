@@ -1,12 +1,12 @@
 //! SwiGLU feed-forward network (Shazeer, 2020): `w2(silu(w1·x) ⊙ w3·x)`, bias-free, with the
 //! hidden size rule of the original BLT / Llama (reference §8).
 
-use crate::kernels::linear;
+use crate::kernels::{linear, swiglu};
 use burn::{
     config::Config,
     module::Module,
     nn::Linear,
-    tensor::{Tensor, activation::silu, backend::Backend},
+    tensor::{Tensor, backend::Backend},
 };
 
 use crate::init::{fan_in_std, linear_no_bias};
@@ -73,7 +73,7 @@ impl<B: Backend> SwiGlu<B> {
     /// - x: `[..., d_model]`
     /// - output: `[..., d_model]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let gated = silu(linear(&self.gate, x.clone())) * linear(&self.up, x);
+        let gated = swiglu(linear(&self.gate, x.clone()), linear(&self.up, x));
         linear(&self.down, gated)
     }
 }

@@ -37,22 +37,30 @@ pub enum Kernel {
     Linear,
     /// RMSNorm over the last dimension.
     RmsNorm,
+    /// The SwiGLU gate `silu(g) ∘ u`.
+    SwiGlu,
 }
 
 impl Kernel {
-    const ALL: [Kernel; 3] = [Kernel::Attention, Kernel::Linear, Kernel::RmsNorm];
+    const ALL: [Kernel; 4] = [
+        Kernel::Attention,
+        Kernel::Linear,
+        Kernel::RmsNorm,
+        Kernel::SwiGlu,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Kernel::Attention => "attention",
             Kernel::Linear => "linear",
             Kernel::RmsNorm => "rms_norm",
+            Kernel::SwiGlu => "swiglu",
         }
     }
 }
 
 /// Whether a kernel may run. The environment variable `BLT_KERNELS` lists the enabled ones
-/// (`attention,linear,rms_norm`), or says `off` (none) or `all` (the default); the rest take the generic
+/// (`attention,linear,rms_norm,swiglu`), or says `off` (none) or `all` (the default); the rest take the generic
 /// path. It exists for A/B measurements and for ruling a kernel out when results look wrong, and
 /// is read once.
 pub fn enabled(kernel: Kernel) -> bool {
@@ -145,6 +153,26 @@ pub(crate) fn composed_rms_norm<B: Backend, const D: usize>(
     // and depend on where the allocator put the buffer.
     let rms = (x.clone().square().mean_dim(D - 1) + eps).sqrt();
     x / rms * gamma.unsqueeze()
+}
+
+/// The SwiGLU gate `silu(gate) ∘ up`, elementwise over tensors of one shape.
+pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "ndarray")]
+    if enabled(Kernel::SwiGlu) {
+        let primitives = [ndarray::float(gate.clone()), ndarray::float(up.clone())];
+        if let Ok(out) = ndarray::run::<B, _, 2>(&ndarray::SwiGluOp, primitives) {
+            return ndarray::tensor(out);
+        }
+    }
+    composed_swiglu(gate, up)
+}
+
+/// The generic form of [`swiglu`], from Burn ops.
+pub(crate) fn composed_swiglu<B: Backend, const D: usize>(
+    gate: Tensor<B, D>,
+    up: Tensor<B, D>,
+) -> Tensor<B, D> {
+    burn::tensor::activation::silu(gate) * up
 }
 
 #[cfg(all(test, feature = "ndarray"))]

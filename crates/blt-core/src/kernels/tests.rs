@@ -18,7 +18,10 @@ use burn::{
     tensor::{Bool, Element, ElementConversion, Tensor, TensorData, backend::Backend},
 };
 
-use super::{AttentionInputs, attention, composed_attention, composed_rms_norm, linear, rms_norm};
+use super::{
+    AttentionInputs, attention, composed_attention, composed_rms_norm, composed_swiglu, linear,
+    rms_norm, swiglu,
+};
 use crate::mask::{Span, local_causal_mask_at};
 
 type Reference = Autodiff<NdArray<f64>>;
@@ -387,5 +390,29 @@ fn rms_norm_matches_the_composition() {
     let kernel = run::<Fast<NoCheckpointing>, 3, 2>([&x, &gamma], |t| norm_case(true, t));
     check("kernel", kernel, &want, KERNEL_TOLERANCE);
     let composed = run::<Fast<NoCheckpointing>, 3, 2>([&x, &gamma], |t| norm_case(false, t));
+    check("composition", composed, &want, COMPOSITION_TOLERANCE);
+}
+
+fn swiglu_case<B: Backend>(fused: bool, [g, u]: [Tensor<B, 3>; 2]) -> Tensor<B, 3> {
+    if fused {
+        swiglu(g, u)
+    } else {
+        composed_swiglu(g, u)
+    }
+}
+
+#[test]
+fn swiglu_matches_the_composition() {
+    // Gate values far into both tails, where a naive sigmoid overflows.
+    let mut gate = data(&[2, 70, 96], 8, 6.0);
+    if let Ok(values) = gate.as_mut_slice::<f32>() {
+        values[0] = -120.0;
+        values[1] = 120.0;
+    }
+    let up = data(&[2, 70, 96], 9, 2.0);
+    let want = run::<Reference, 3, 2>([&gate, &up], |t| swiglu_case(false, t));
+    let kernel = run::<Fast<NoCheckpointing>, 3, 2>([&gate, &up], |t| swiglu_case(true, t));
+    check("kernel", kernel, &want, KERNEL_TOLERANCE);
+    let composed = run::<Fast<NoCheckpointing>, 3, 2>([&gate, &up], |t| swiglu_case(false, t));
     check("composition", composed, &want, COMPOSITION_TOLERANCE);
 }

@@ -10,6 +10,7 @@ mod attention;
 mod flash;
 mod linear;
 mod rms_norm;
+mod swiglu;
 
 use std::{
     any::{Any, TypeId},
@@ -36,6 +37,7 @@ use ndarray::{ArcArray, Dimension, IxDyn};
 pub(super) use attention::AttentionOp;
 pub(super) use linear::LinearOp;
 pub(super) use rms_norm::RmsNormOp;
+pub(super) use swiglu::SwiGluOp;
 
 type AutodiffTensor = FloatTensor<Autodiff<NdArray>>;
 
