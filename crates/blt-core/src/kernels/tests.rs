@@ -15,7 +15,10 @@ use burn::{
     },
     module::Param,
     nn::Linear,
-    tensor::{Bool, Element, ElementConversion, Tensor, TensorData, backend::Backend},
+    tensor::{
+        Bool, Element, ElementConversion, Tensor, TensorData,
+        backend::{AutodiffBackend, Backend},
+    },
 };
 
 use super::{
@@ -97,13 +100,10 @@ fn check<B: Backend, const D: usize, const N: usize>(
 }
 
 /// Runs `f` on the inputs (all tracked) and backpropagates `Σ out ∘ w`.
-fn run<B: Backend, const D: usize, const N: usize>(
+fn run<B: AutodiffBackend, const D: usize, const N: usize>(
     inputs: [&TensorData; N],
     f: impl FnOnce([Tensor<B, D>; N]) -> Tensor<B, D>,
-) -> Run<B::InnerBackend, D, N>
-where
-    B: burn::tensor::backend::AutodiffBackend,
-{
+) -> Run<B::InnerBackend, D, N> {
     let tracked: [Tensor<B, D>; N] = inputs.map(|d| tensor::<B, D>(d).require_grad());
     let out = f(tracked.clone());
     let w = tensor::<B, D>(&data(&out.dims(), 99, 1.0));
@@ -235,10 +235,7 @@ impl Case {
         })
     }
 
-    fn run<B: burn::tensor::backend::AutodiffBackend>(
-        &self,
-        fused: bool,
-    ) -> Run<B::InnerBackend, 4, 3> {
+    fn run<B: AutodiffBackend>(&self, fused: bool) -> Run<B::InnerBackend, 4, 3> {
         let [q, k, v] = self.data();
         run::<B, 4, 3>([&q, &k, &v], |[q, k, v]| {
             let inputs = AttentionInputs {
