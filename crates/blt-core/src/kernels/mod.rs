@@ -1,10 +1,11 @@
-//! Fused ops with a fast path per backend and a generic fallback built from Burn ops.
+//! Fused ops with a fast path per backend and a generic fallback built from Burn ops:
+//! masked attention, linear layers, RMSNorm and the SwiGLU gate.
 //!
-//! Today that is masked scaled-dot-product attention. With the `ndarray` feature it runs our
-//! CPU kernel ([`cpu_attention`]) on `NdArray` and `Autodiff<NdArray>`, forward and backward,
-//! without materialising `[batch, heads, tq, tk]` scores; every other backend (flex, wgpu,
-//! CUDA, LibTorch, and Burn's `Autodiff` over them) runs Burn's own attention op, which
-//! CubeCL backends execute as flash attention in inference.
+//! With the `ndarray` feature, `NdArray` and `Autodiff<NdArray>` run our CPU kernels, forward
+//! and backward (attention without materialising `[batch, heads, tq, tk]` scores); every other
+//! backend (flex, wgpu, CUDA, and Burn's `Autodiff` over them) runs the composition of Burn ops,
+//! which for attention is Burn's own op (flash attention on CubeCL backends in inference).
+//! `docs/performance.md` has the measurements.
 //!
 //! The fast path is picked by type at run time rather than through a backend-extension trait,
 //! so that every public API stays generic over a plain `B: Backend` and downstream backends
@@ -60,9 +61,9 @@ impl Kernel {
 }
 
 /// Whether a kernel may run. The environment variable `BLT_KERNELS` lists the enabled ones
-/// (`attention,linear,rms_norm,swiglu`), or says `off` (none) or `all` (the default); the rest take the generic
-/// path. It exists for A/B measurements and for ruling a kernel out when results look wrong, and
-/// is read once.
+/// (`attention,linear,rms_norm,swiglu`; other names are ignored), or says `off` (none) or `all`
+/// (the default); the rest take the generic path. It exists for A/B measurements and for ruling
+/// a kernel out when results look wrong, and is read once per process.
 pub fn enabled(kernel: Kernel) -> bool {
     static ENABLED: std::sync::OnceLock<Vec<Kernel>> = std::sync::OnceLock::new();
     ENABLED
