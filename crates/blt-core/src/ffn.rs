@@ -1,7 +1,6 @@
 //! SwiGLU feed-forward network (Shazeer, 2020): `w2(silu(w1·x) ⊙ w3·x)`, bias-free, with the
 //! hidden size rule of the original BLT / Llama (reference §8).
 
-use crate::kernels::{linear, swiglu};
 use burn::{
     config::Config,
     module::Module,
@@ -9,7 +8,10 @@ use burn::{
     tensor::{Tensor, backend::Backend},
 };
 
-use crate::init::{fan_in_std, linear_no_bias};
+use crate::{
+    init::{fan_in_std, linear_no_bias},
+    kernels::{linear, swiglu},
+};
 
 /// Hidden size `256 · ceil(floor(8·d/3) / 256)`: 768 → 2048, 1024 → 2816, 2048 → 5632.
 pub fn swiglu_hidden_size(d_model: usize) -> usize {

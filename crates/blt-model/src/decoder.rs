@@ -5,10 +5,9 @@
 //! Causality: patch `dec(i)` ends at or before byte `i` and the global model is causal, so byte
 //! `i` never reads a summary of a later byte.
 
-use blt_core::kernels::linear;
 use blt_core::{
     CrossAttention, CrossAttentionConfig, KvCache, RmsNorm, RmsNormConfig, TransformerBlock,
-    init::linear_no_bias,
+    init::linear_no_bias, kernels::linear,
 };
 use blt_patching::VOCAB_SIZE;
 use burn::{

@@ -5,8 +5,9 @@
 //! Causality: each patch's slots read only that patch's bytes (a gather of its positions), so a
 //! patch summary never depends on later bytes.
 
-use blt_core::kernels::linear;
-use blt_core::{CrossAttention, CrossAttentionConfig, TransformerBlock, init::linear_no_bias};
+use blt_core::{
+    CrossAttention, CrossAttentionConfig, TransformerBlock, init::linear_no_bias, kernels::linear,
+};
 use burn::{
     module::Module,
     nn::Linear,

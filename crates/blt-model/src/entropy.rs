@@ -1,10 +1,10 @@
 //! The entropy model (reference §2): a small windowed causal byte LM — embedding, pre-norm
 //! blocks, RMSNorm, a 260-way head — whose next-byte entropy (nats) drives entropy patching.
 
-use blt_core::kernels::linear;
 use blt_core::{
     KvCache, RmsNorm, RmsNormConfig, TransformerBlock, TransformerBlockConfig,
     init::{linear_no_bias, trunc_normal_param},
+    kernels::linear,
 };
 use blt_patching::VOCAB_SIZE;
 use burn::{

@@ -2,8 +2,7 @@
 //! `k · hidden_size ≠ global_hidden_size`, causal (block-causal per document) pre-norm blocks,
 //! no final norm. Optionally, a gated memory per layer (the seed's hierarchical memory).
 
-use blt_core::kernels::linear;
-use blt_core::{KvCache, TransformerBlock, init::linear_no_bias};
+use blt_core::{KvCache, TransformerBlock, init::linear_no_bias, kernels::linear};
 use burn::{
     module::{Module, Param},
     nn::{Linear, LinearConfig},

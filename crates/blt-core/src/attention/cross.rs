@@ -5,7 +5,6 @@
 //! rows) and the Hugging Face port (`finfo.min` masking, also uniform), a query whose keys are
 //! all masked returns exactly zero here. The original's double residual is left to the caller.
 
-use crate::kernels::linear;
 use burn::{
     config::Config,
     module::Module,
@@ -17,6 +16,7 @@ use super::sdpa::scaled_dot_product;
 use crate::{
     error::CoreError,
     init::{fan_in_std, linear_no_bias},
+    kernels::linear,
     norm::{RmsNorm, RmsNormConfig},
 };
 

@@ -1,7 +1,6 @@
 //! Multi-head self-attention with RoPE, local block-causal masks (sliding window, document
 //! boundaries) and a KV cache; standard or differential (reference §5, §8; Ye et al., 2024).
 
-use crate::kernels::linear;
 use burn::{
     config::Config,
     module::Module,
@@ -17,6 +16,7 @@ use super::{
 use crate::{
     error::CoreError,
     init::{fan_in_std, linear_no_bias},
+    kernels::linear,
     mask::{Span, local_causal_mask_at},
     rope::{Rope, RopeConfig},
 };

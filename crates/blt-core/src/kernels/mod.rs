@@ -78,11 +78,25 @@ pub fn enabled(kernel: Kernel) -> bool {
         .contains(&kernel)
 }
 
+/// Runs `op` on the inputs when `kernel` is enabled and the backend and inputs are ones our
+/// kernels take; `None` sends the caller to the generic composition.
+#[cfg(feature = "ndarray")]
+fn fast<B: Backend, O: ndarray::HostOp<N> + 'static, const N: usize, const D: usize>(
+    kernel: Kernel,
+    op: &O,
+    inputs: [burn::tensor::ops::FloatTensor<B>; N],
+) -> Option<Tensor<B, D>> {
+    if !enabled(kernel) {
+        return None;
+    }
+    ndarray::run::<B, O, N>(op, inputs).map(ndarray::tensor)
+}
+
 /// `softmax(q·kᵀ/√dk, hidden keys excluded)·v`, `[batch, heads, tq, dv]`. A query that sees no
 /// key gets zeros (and zero gradients), never NaN.
 pub(crate) fn attention<B: Backend>(inputs: AttentionInputs<B>) -> Tensor<B, 4> {
     #[cfg(feature = "ndarray")]
-    if enabled(Kernel::Attention) && ndarray::handles::<B>() {
+    if ndarray::handles::<B>() {
         let mask = match &inputs.mask {
             None => Some(None),
             Some(m) => ndarray::bool_array(m.clone())
@@ -92,9 +106,8 @@ pub(crate) fn attention<B: Backend>(inputs: AttentionInputs<B>) -> Tensor<B, 4> 
         if let Some(mask) = mask {
             let AttentionInputs { q, k, v, .. } = inputs.clone();
             let op = ndarray::AttentionOp { mask };
-            let primitives = [q, k, v].map(ndarray::float);
-            if let Ok(out) = ndarray::run::<B, _, 3>(&op, primitives) {
-                return ndarray::tensor(out);
+            if let Some(out) = fast(Kernel::Attention, &op, [q, k, v].map(ndarray::float)) {
+                return out;
             }
         }
     }
@@ -105,13 +118,13 @@ pub(crate) fn attention<B: Backend>(inputs: AttentionInputs<B>) -> Tensor<B, 4> 
 /// its own backward pass on NdArray.
 pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
     #[cfg(feature = "ndarray")]
-    if enabled(Kernel::Linear) && layer.bias.is_none() {
-        let primitives = [
+    if layer.bias.is_none() {
+        let inputs = [
             ndarray::float(x.clone()),
             ndarray::float(layer.weight.val()),
         ];
-        if let Ok(out) = ndarray::run::<B, _, 2>(&ndarray::LinearOp, primitives) {
-            return ndarray::tensor(out);
+        if let Some(out) = fast(Kernel::Linear, &ndarray::LinearOp, inputs) {
+            return out;
         }
     }
     layer.forward(x)
@@ -133,11 +146,10 @@ pub fn rms_norm<B: Backend, const D: usize>(
     eps: f64,
 ) -> Tensor<B, D> {
     #[cfg(feature = "ndarray")]
-    if enabled(Kernel::RmsNorm) {
-        let op = ndarray::RmsNormOp { eps };
-        let primitives = [ndarray::float(x.clone()), ndarray::float(gamma.clone())];
-        if let Ok(out) = ndarray::run::<B, _, 2>(&op, primitives) {
-            return ndarray::tensor(out);
+    {
+        let inputs = [ndarray::float(x.clone()), ndarray::float(gamma.clone())];
+        if let Some(out) = fast(Kernel::RmsNorm, &ndarray::RmsNormOp { eps }, inputs) {
+            return out;
         }
     }
     composed_rms_norm(x, gamma, eps)
@@ -159,10 +171,10 @@ pub(crate) fn composed_rms_norm<B: Backend, const D: usize>(
 /// The SwiGLU gate `silu(gate) ∘ up`, elementwise over tensors of one shape.
 pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) -> Tensor<B, D> {
     #[cfg(feature = "ndarray")]
-    if enabled(Kernel::SwiGlu) {
-        let primitives = [ndarray::float(gate.clone()), ndarray::float(up.clone())];
-        if let Ok(out) = ndarray::run::<B, _, 2>(&ndarray::SwiGluOp, primitives) {
-            return ndarray::tensor(out);
+    {
+        let inputs = [ndarray::float(gate.clone()), ndarray::float(up.clone())];
+        if let Some(out) = fast(Kernel::SwiGlu, &ndarray::SwiGluOp, inputs) {
+            return out;
         }
     }
     composed_swiglu(gate, up)

@@ -42,7 +42,7 @@ pub(super) use swiglu::SwiGluOp;
 type AutodiffTensor = FloatTensor<Autodiff<NdArray>>;
 
 /// An op with a forward and a backward pass on NdArray primitives, over `N` float inputs.
-pub(super) trait HostOp<const N: usize>: Sized {
+pub(in crate::kernels) trait HostOp<const N: usize>: Sized {
     /// What the backward pass reads.
     type State: Clone + Send + std::fmt::Debug + 'static;
 
@@ -90,29 +90,23 @@ pub(super) fn bool_array<B: Backend, const D: usize>(
 }
 
 /// Runs `op` when `B` is `NdArray` or `Autodiff<NdArray>` and the kernel takes the inputs;
-/// otherwise returns them.
+/// `None` otherwise (the caller then composes Burn ops).
 pub(super) fn run<B: Backend, O: HostOp<N> + 'static, const N: usize>(
     op: &O,
     inputs: [FloatTensor<B>; N],
-) -> Result<FloatTensor<B>, [FloatTensor<B>; N]> {
+) -> Option<FloatTensor<B>> {
     if same::<B, NdArray>() {
-        let arrays = inputs.clone().map(cast::<_, NdArrayTensor>);
-        return match op.forward(arrays) {
-            Some((out, _)) => Ok(cast(out)),
-            None => Err(inputs),
-        };
+        let (out, _) = op.forward(inputs.map(cast::<_, NdArrayTensor>))?;
+        return Some(cast(out));
     }
     let tracked = if same::<B, Autodiff<NdArray, NoCheckpointing>>() {
         run_autodiff::<O, NoCheckpointing, N>
     } else if same::<B, Autodiff<NdArray, BalancedCheckpointing>>() {
         run_autodiff::<O, BalancedCheckpointing, N>
     } else {
-        return Err(inputs);
+        return None;
     };
-    match tracked(op, inputs.clone().map(cast::<_, AutodiffTensor>)) {
-        Some(out) => Ok(cast(out)),
-        None => Err(inputs),
-    }
+    tracked(op, inputs.map(cast::<_, AutodiffTensor>)).map(cast)
 }
 
 /// A float tensor's primitive.
