@@ -40,14 +40,18 @@ pub enum Kernel {
     RmsNorm,
     /// The SwiGLU gate `silu(g) ∘ u`.
     SwiGlu,
+    /// The `gemm` crate's products inside the kernels above (off: `ndarray`'s
+    /// `matrixmultiply`).
+    Gemm,
 }
 
 impl Kernel {
-    const ALL: [Kernel; 4] = [
+    const ALL: [Kernel; 5] = [
         Kernel::Attention,
         Kernel::Linear,
         Kernel::RmsNorm,
         Kernel::SwiGlu,
+        Kernel::Gemm,
     ];
 
     fn name(self) -> &'static str {
@@ -56,12 +60,13 @@ impl Kernel {
             Kernel::Linear => "linear",
             Kernel::RmsNorm => "rms_norm",
             Kernel::SwiGlu => "swiglu",
+            Kernel::Gemm => "gemm",
         }
     }
 }
 
 /// Whether a kernel may run. The environment variable `BLT_KERNELS` lists the enabled ones
-/// (`attention,linear,rms_norm,swiglu`; other names are ignored), or says `off` (none) or `all`
+/// (`attention,linear,rms_norm,swiglu,gemm`; other names are ignored), or says `off` (none) or `all`
 /// (the default); the rest take the generic path. It exists for A/B measurements and for ruling
 /// a kernel out when results look wrong, and is read once per process.
 pub fn enabled(kernel: Kernel) -> bool {

@@ -11,10 +11,10 @@
 //! Semantics match [`burn::tensor::module::attention`]'s NaN-safe fallback: `true` in the mask
 //! hides a key, and a query that sees no key gets a zero output and zero gradients.
 
-use ndarray::{
-    Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Slice, linalg::general_mat_mul,
-};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Slice};
 use rayon::prelude::*;
+
+use super::matmul::{Threads, gemm_into};
 
 /// Query rows per block: 64 rows × 1,024 keys of f32 scores is 256 KiB, which stays in L2.
 const BLOCK: usize = 64;
@@ -130,7 +130,8 @@ fn gemm(
     let (m, k) = a.dim();
     let n = b.dim().1;
     if m * k * n >= SMALL_PRODUCT {
-        general_mat_mul(alpha, a, b, beta, c);
+        // Heads already run in parallel: one thread per product.
+        gemm_into(alpha, a, b, beta, c, Threads::One);
         return;
     }
     for i in 0..m {

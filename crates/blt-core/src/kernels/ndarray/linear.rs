@@ -8,7 +8,11 @@
 use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, Ix2, IxDyn};
 
-use super::{HostOp, f32_array, primitive, standard};
+use super::{
+    HostOp, f32_array,
+    matmul::{Threads, matmul},
+    primitive, standard,
+};
 
 type Float2 = ArcArray<f32, Ix2>;
 
@@ -37,7 +41,7 @@ impl HostOp<2> for LinearOp {
         }
         let rows = leading.iter().product();
         let x = x.into_shape_with_order((rows, features)).ok()?;
-        let y = x.dot(&w);
+        let y = matmul(&x.view(), &w.view(), Threads::Pool);
         let mut out_shape = leading.to_vec();
         out_shape.push(w.ncols());
         let y = y
@@ -57,14 +61,15 @@ impl HostOp<2> for LinearOp {
             .into_shape_with_order((rows, state.w.ncols()))
             .expect("the output gradient has the output's shape");
         let dx = need_x.then(|| {
-            let dx = grad.dot(&state.w.t());
+            let dx = matmul(&grad.view(), &state.w.t(), Threads::Pool);
             primitive(
                 dx.into_shape_with_order(IxDyn(&state.shape))
                     .expect("the element count is unchanged")
                     .into_shared(),
             )
         });
-        let dw = need_w.then(|| primitive(state.x.t().dot(&grad).into_shared()));
+        let dw = need_w
+            .then(|| primitive(matmul(&state.x.t(), &grad.view(), Threads::Pool).into_shared()));
         [dx, dw]
     }
 }

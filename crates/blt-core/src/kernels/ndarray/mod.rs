@@ -9,6 +9,7 @@
 mod attention;
 mod flash;
 mod linear;
+mod matmul;
 mod rms_norm;
 mod swiglu;
 
