@@ -72,9 +72,26 @@ pub enum Command {
         after_help = "Examples:\n  blt-cli info --model runs/tiny\n  blt-cli info --model runs/tiny --json"
     )]
     Info(InfoArgs),
+    /// Convert a Hugging Face BLT checkpoint (config.json + safetensors) into a model directory.
+    #[command(
+        after_help = "Examples:\n  blt-cli import-hf --from ~/models/blt-1b --out models/blt-1b\n  blt-cli generate --model models/blt-1b --prompt 'Once upon a time'"
+    )]
+    ImportHf(ImportHfArgs),
     /// Measure throughput (used by `cargo xtask bench`).
     #[command(hide = true)]
     Bench(BenchArgs),
+}
+
+/// `import-hf` options.
+#[derive(Debug, Args)]
+pub struct ImportHfArgs {
+    /// Directory with the checkpoint's `config.json` and `model.safetensors` (or shards with
+    /// `model.safetensors.index.json`).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// New model directory to write (must not exist, or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `bench` options.

@@ -66,6 +66,41 @@ impl RowPreparer {
     /// Hashes and patches one row. `entropies` (one per position) are required for entropy
     /// patching.
     pub fn prepare(&self, ids: Vec<u32>, entropies: Option<&[f32]>) -> Result<PreparedRow> {
+        self.check_ids(&ids)?;
+        let patches = self.patcher.patch(&ids, entropies)?;
+        self.hashed(ids, patches)
+    }
+
+    /// Hashes one row and takes its patching as given: `patch_lengths` are positive, sum to
+    /// the row's length, and start with BOS alone (Hugging Face BLT's `patch_lengths`).
+    pub fn prepare_with_lengths(
+        &self,
+        ids: Vec<u32>,
+        patch_lengths: &[usize],
+    ) -> Result<PreparedRow> {
+        self.check_ids(&ids)?;
+        let total: usize = patch_lengths.iter().sum();
+        if total != ids.len() {
+            return Err(ModelError::InvalidInput(format!(
+                "patch lengths sum to {total}, the row has {} positions",
+                ids.len()
+            )));
+        }
+        let patches = Patches::from_lengths(patch_lengths)?;
+        self.hashed(ids, patches)
+    }
+
+    fn hashed(&self, ids: Vec<u32>, patches: Patches) -> Result<PreparedRow> {
+        let mut ngram_ids = vec![0; self.hasher.sizes().len() * ids.len()];
+        self.hasher.hash_ids_into(&ids, &mut ngram_ids)?;
+        Ok(PreparedRow {
+            ids,
+            ngram_ids,
+            patches,
+        })
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> Result<()> {
         if ids.is_empty() {
             return Err(ModelError::InvalidInput(
                 "a row needs at least one id".into(),
@@ -84,14 +119,7 @@ impl RowPreparer {
                 self.max_len
             )));
         }
-        let patches = self.patcher.patch(&ids, entropies)?;
-        let mut ngram_ids = vec![0; self.hasher.sizes().len() * ids.len()];
-        self.hasher.hash_ids_into(&ids, &mut ngram_ids)?;
-        Ok(PreparedRow {
-            ids,
-            ngram_ids,
-            patches,
-        })
+        Ok(())
     }
 }
 

@@ -15,6 +15,7 @@ mod entropy;
 mod error;
 pub mod generate;
 mod global;
+pub mod hf;
 mod input;
 mod io;
 mod layers;

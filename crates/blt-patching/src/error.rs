@@ -21,6 +21,10 @@ pub enum PatchingError {
         entropies: usize,
     },
 
+    /// Explicit patch lengths that do not describe a patching.
+    #[error("invalid patch lengths: {0}")]
+    InvalidPatchLengths(String),
+
     /// `fixed` patching with a stride of 0.
     #[error("fixed patching stride ({stride}) must be at least 1")]
     InvalidStride {

@@ -73,6 +73,43 @@ impl Patches {
         }
     }
 
+    /// The patching given by explicit patch lengths over the `T` input positions: the
+    /// `patch_lengths` of Hugging Face's BLT (positive, summing to `T`, optionally followed by
+    /// one zero-length patch). The first patch must be BOS alone (length 1), as every patcher
+    /// here makes it; with a longer first patch, Hugging Face's decoder reads the global output
+    /// of a patch that holds later bytes, which is not causal. A trailing zero-length patch is
+    /// the next (virtual) slot opening a patch of its own, so the last position reads the last
+    /// real patch; without it the slot joins the last patch.
+    pub fn from_lengths(lengths: &[usize]) -> Result<Self, PatchingError> {
+        let (body, next_opens) = match lengths.split_last() {
+            Some((0, body)) => (body, true),
+            _ => (lengths, false),
+        };
+        let shown = || format!("{:?}", &lengths[..lengths.len().min(8)]);
+        if body.first() != Some(&1) {
+            return Err(PatchingError::InvalidPatchLengths(format!(
+                "the first patch must be BOS alone (length 1), got {}",
+                shown()
+            )));
+        }
+        if body.contains(&0) {
+            return Err(PatchingError::InvalidPatchLengths(format!(
+                "only the last patch may be empty, got {}",
+                shown()
+            )));
+        }
+        let len: usize = body.iter().sum();
+        let mut starts = vec![false; len + 1];
+        // With BOS alone the next slot must open a patch: the first prediction reads BOS's.
+        starts[len] = next_opens || len == 1;
+        let mut at = 0;
+        for &l in body {
+            starts[at] = true;
+            at += l;
+        }
+        Ok(Self::from_decisions(len, starts.into_iter()))
+    }
+
     /// Number of input positions `T`.
     pub fn len(&self) -> usize {
         self.encoder_ids.len()

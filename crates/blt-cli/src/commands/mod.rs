@@ -5,6 +5,7 @@ mod calibrate;
 mod entropy;
 mod eval;
 mod generate;
+mod import_hf;
 mod info;
 mod interactive;
 mod patch;
@@ -26,5 +27,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval::run(&global, args),
         Command::Entropy(args) => entropy::run(&global, args),
         Command::Calibrate(args) => calibrate::run(&global, args),
+        Command::ImportHf(args) => import_hf::run(&global, args),
     }
 }

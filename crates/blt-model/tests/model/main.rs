@@ -8,6 +8,7 @@ mod common;
 mod batched;
 mod causality;
 mod forward;
+mod hf;
 mod incremental;
 mod io;
 mod overfit_generate;

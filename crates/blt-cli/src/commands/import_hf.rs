@@ -1,0 +1,69 @@
+//! `blt-cli import-hf`: a Hugging Face BLT directory into one of our model directories.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use blt_model::{ParameterCounts, hf::load_hf, save_model};
+use burn::tensor::backend::Backend;
+
+use crate::{
+    args::{GlobalArgs, ImportHfArgs},
+    backend::{BackendTask, dispatch},
+};
+
+struct ImportTask {
+    from: PathBuf,
+    out: PathBuf,
+}
+
+impl BackendTask for ImportTask {
+    type Output = ();
+
+    fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
+        let loaded = load_hf::<B>(&self.from, &device)
+            .with_context(|| format!("importing {}", self.from.display()))?;
+        save_model(
+            &self.out,
+            &loaded.config,
+            &loaded.model,
+            loaded.entropy_model.as_ref(),
+        )
+        .with_context(|| format!("writing {}", self.out.display()))?;
+        let counts = ParameterCounts::of(&loaded.model, loaded.entropy_model.as_ref());
+        println!(
+            "imported {} into {} ({:.2} M parameters{})",
+            self.from.display(),
+            self.out.display(),
+            counts.total() as f64 / 1e6,
+            if loaded.entropy_model.is_some() {
+                ", entropy model included"
+            } else {
+                ""
+            }
+        );
+        Ok(())
+    }
+}
+
+/// Runs `import-hf`.
+pub fn run(global: &GlobalArgs, args: ImportHfArgs) -> Result<()> {
+    if args.out.exists()
+        && args
+            .out
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(
+            "{} exists and is not empty; choose a new directory",
+            args.out.display()
+        );
+    }
+    dispatch(
+        &global.backend,
+        ImportTask {
+            from: args.from,
+            out: args.out,
+        },
+    )
+}

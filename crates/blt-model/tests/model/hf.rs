@@ -1,0 +1,279 @@
+//! Importing a Hugging Face BLT: logits parity with transformers on a tiny random checkpoint
+//! (`tests/fixtures/hf-tiny`, made by `scripts/make_hf_fixture.py` with transformers 5.24), and
+//! clear errors for checkpoints that do not fit.
+
+use std::path::{Path, PathBuf};
+
+use blt_model::{
+    BltInput, RowPreparer,
+    hf::{Checkpoint, SINGLE_FILE, load_hf, write_f32},
+};
+use burn::backend::NdArray;
+use serde_json::Value;
+
+type B = NdArray;
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny")
+}
+
+fn expected() -> Value {
+    let text = std::fs::read_to_string(fixture().join("expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn case<'a>(expected: &'a Value, name: &str) -> &'a Value {
+    expected["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+fn ints(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
+}
+
+fn input_ids(expected: &Value) -> Vec<u32> {
+    ints(&expected["input_ids"][0])
+        .into_iter()
+        .map(|x| x as u32)
+        .collect()
+}
+
+/// Largest absolute difference between our `[1, T, 260]` logits and transformers' `[T][260]`.
+fn max_logit_diff(ours: burn::tensor::Tensor<B, 3>, theirs: &Value) -> f32 {
+    let ours: Vec<f32> = ours.into_data().to_vec().unwrap();
+    let theirs: Vec<f32> = theirs
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+        })
+        .collect();
+    assert_eq!(ours.len(), theirs.len());
+    ours.iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+/// transformers' logits are rounded to 5 decimals and span about 9 units; f32 in a different
+/// order explains a few 1e-6 more.
+const TOLERANCE: f32 = 1e-4;
+
+#[test]
+fn the_config_translates_field_by_field() {
+    let loaded = load_hf::<B>(&fixture(), &Default::default()).unwrap();
+    let c = &loaded.config;
+    assert_eq!(
+        (c.hidden_size, c.num_heads, c.intermediate_size),
+        (32, 2, 64)
+    );
+    assert_eq!(
+        (c.encoder_layers, c.decoder_layers, c.global_layers),
+        (1, 2, 2)
+    );
+    assert_eq!((c.global_hidden_size, c.global_intermediate_size), (48, 96));
+    assert_eq!(
+        (c.ngram_vocab_size, c.ngram_sizes.clone()),
+        (50, vec![3, 4, 5, 6, 7, 8])
+    );
+    assert_eq!((c.window_size, c.cross_attn_k), (16, 2));
+    assert_eq!((c.entropy_hidden_size, c.entropy_context_size), (32, 24));
+    assert_eq!((c.rope_theta, c.entropy_rope_theta), (500_000.0, 10_000.0));
+    assert!(loaded.entropy_model.is_some());
+}
+
+#[test]
+fn logits_match_transformers_for_given_patch_lengths() {
+    let expected = expected();
+    let device = Default::default();
+    let loaded = load_hf::<B>(&fixture(), &device).unwrap();
+    let want = case(&expected, "irregular");
+    let lengths = ints(&want["patch_lengths"][0]);
+    let row = RowPreparer::new(&loaded.config)
+        .unwrap()
+        .prepare_with_lengths(input_ids(&expected), &lengths)
+        .unwrap();
+    // The same patch of every byte for the encoder, and the same one-patch shift.
+    let enc: Vec<usize> = row
+        .patches
+        .encoder_ids
+        .iter()
+        .map(|&x| x as usize)
+        .collect();
+    assert_eq!(enc, ints(&expected["debug"]["patch_ids"]["irregular"]));
+    let dec: Vec<usize> = row
+        .patches
+        .decoder_ids
+        .iter()
+        .map(|&x| x as usize)
+        .collect();
+    assert_eq!(
+        dec,
+        ints(&expected["debug"]["decoder_patch_ids"]["irregular"])
+    );
+    let input = BltInput::<B>::from_rows(&loaded.config, &[row], &device).unwrap();
+    let diff = max_logit_diff(loaded.model.forward(&input).logits, &want["logits"]);
+    assert!(diff < TOLERANCE, "max |Δlogit| = {diff}");
+}
+
+#[test]
+fn the_imported_patcher_gives_transformers_entropies_patches_and_logits() {
+    let expected = expected();
+    let device = Default::default();
+    let loaded = load_hf::<B>(&fixture(), &device).unwrap();
+    let ids = input_ids(&expected);
+    let entropy = loaded.entropy_model.as_ref().unwrap();
+    let h = entropy.entropies(&[&ids], false, &device).remove(0);
+    let want_h: Vec<f32> = expected["debug"]["patcher_entropies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    let worst = h
+        .iter()
+        .zip(&want_h)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(worst < 1e-4, "max |ΔH| = {worst}");
+
+    let want = case(&expected, "patcher");
+    let row = RowPreparer::new(&loaded.config)
+        .unwrap()
+        .prepare(ids, Some(&h))
+        .unwrap();
+    // transformers ends with a zero-length patch where our next slot opens its own.
+    let mut theirs = ints(&want["resulting_patch_lengths"][0]);
+    let mut ours = row.patches.lengths.clone();
+    assert_eq!(theirs.pop(), Some(0));
+    assert_eq!(ours.pop(), Some(1));
+    assert_eq!(ours, theirs);
+    let input = BltInput::<B>::from_rows(&loaded.config, &[row], &device).unwrap();
+    let diff = max_logit_diff(loaded.model.forward(&input).logits, &want["logits"]);
+    assert!(diff < TOLERANCE, "max |Δlogit| = {diff}");
+}
+
+#[test]
+fn a_first_patch_longer_than_bos_is_refused_as_not_causal() {
+    let expected = expected();
+    let loaded = load_hf::<B>(&fixture(), &Default::default()).unwrap();
+    let lengths = ints(&case(&expected, "stride4")["patch_lengths"][0]);
+    let err = RowPreparer::new(&loaded.config)
+        .unwrap()
+        .prepare_with_lengths(input_ids(&expected), &lengths)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("BOS alone"), "{err}");
+}
+
+/// A copy of the fixture whose tensors and config pass through `edit`.
+fn edited(
+    dir: &Path,
+    edit_tensors: impl FnOnce(&mut Vec<(String, Vec<f32>, Vec<usize>)>),
+    edit_config: impl FnOnce(&mut Value),
+) {
+    let mut ckpt = Checkpoint::open(&fixture()).unwrap();
+    let names: Vec<String> = ckpt.names().map(str::to_string).collect();
+    let mut tensors: Vec<_> = names
+        .into_iter()
+        .map(|n| {
+            let t = ckpt.take(&n).unwrap();
+            (n, t.values, t.shape)
+        })
+        .collect();
+    edit_tensors(&mut tensors);
+    write_f32(&dir.join(SINGLE_FILE), &tensors).unwrap();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("config.json")).unwrap())
+            .unwrap();
+    edit_config(&mut config);
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+}
+
+fn import_error(dir: &Path) -> String {
+    load_hf::<B>(dir, &Default::default())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn checkpoints_that_do_not_fit_are_refused_with_the_tensor_or_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    edited(
+        d,
+        |t| t.retain(|(n, ..)| n != "model.local_decoder.norm.weight"),
+        |_| {},
+    );
+    let err = import_error(d);
+    assert!(
+        err.contains("no tensor model.local_decoder.norm.weight"),
+        "{err}"
+    );
+
+    edited(
+        d,
+        |t| t.push(("model.extra.weight".into(), vec![0.0; 4], vec![2, 2])),
+        |_| {},
+    );
+    let err = import_error(d);
+    assert!(
+        err.contains("does not read") && err.contains("model.extra.weight"),
+        "{err}"
+    );
+
+    edited(
+        d,
+        |t| {
+            let (_, values, shape) = t.iter_mut().find(|(n, ..)| n == "lm_head.weight").unwrap();
+            values.truncate(259 * 32);
+            *shape = vec![259, 32];
+        },
+        |_| {},
+    );
+    let err = import_error(d);
+    assert!(err.contains("lm_head.weight has shape [259, 32]"), "{err}");
+
+    edited(
+        d,
+        |_| {},
+        |c| c["global_config"]["num_key_value_heads"] = 1.into(),
+    );
+    let err = import_error(d);
+    assert!(err.contains("global_config.num_key_value_heads"), "{err}");
+
+    edited(
+        d,
+        |_| {},
+        |c| c["decoder_config"]["intermediate_size"] = 80.into(),
+    );
+    let err = import_error(d);
+    assert!(
+        err.contains("intermediate_size") && err.contains("differ"),
+        "{err}"
+    );
+
+    edited(
+        d,
+        |_| {},
+        |c| c["encoder_hash_byte_group_nb_functions"] = 3.into(),
+    );
+    let err = import_error(d);
+    assert!(
+        err.contains("encoder_hash_byte_group_nb_functions"),
+        "{err}"
+    );
+}
