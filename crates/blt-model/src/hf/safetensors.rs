@@ -301,7 +301,7 @@ pub fn write_f32(path: &Path, tensors: &[(String, Vec<f32>, Vec<usize>)]) -> Res
     }
     let mut text = serde_json::to_vec(&header).expect("a JSON map serialises");
     // The data section starts 8-byte aligned, as other writers do.
-    while (8 + text.len()) % 8 != 0 {
+    while !(8 + text.len()).is_multiple_of(8) {
         text.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + text.len() + offset as usize);
