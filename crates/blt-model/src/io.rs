@@ -82,6 +82,12 @@ impl<B: Backend> ModuleVisitor<B> for Initialize {
     }
 }
 
+/// Gives every lazily initialised parameter of `module` its values in place, so that clones
+/// share them.
+pub(crate) fn initialize<B: Backend, M: Module<B>>(module: &M) {
+    module.visit(&mut Initialize);
+}
+
 /// Saves a record under `dir/name` atomically (temporary file, then rename) and returns the
 /// file's sha256.
 fn save_record<B: Backend, M: Module<B>>(module: &M, dir: &Path, name: &str) -> Result<String> {

@@ -7,6 +7,8 @@
 //! the config, or a tensor that nothing reads is an error that names it.
 
 mod config;
+mod export;
+mod names;
 mod safetensors;
 mod weights;
 
@@ -15,6 +17,7 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 
 pub use config::HfBltConfig;
+pub use export::{export_hf, hf_config_json};
 pub use safetensors::{Checkpoint, HostTensor, INDEX_FILE, SINGLE_FILE, write_f32};
 
 use crate::{

@@ -287,7 +287,8 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
-/// Writes `tensors` (name, values, shape) as one f32 safetensors file.
+/// Writes `tensors` (name, values, shape) as one f32 safetensors file, through a temporary
+/// file renamed into place, so a failed write leaves no partial file under `path`.
 pub fn write_f32(path: &Path, tensors: &[(String, Vec<f32>, Vec<usize>)]) -> Result<()> {
     let mut header = serde_json::Map::new();
     let mut offset = 0u64;
@@ -312,11 +313,18 @@ pub fn write_f32(path: &Path, tensors: &[(String, Vec<f32>, Vec<usize>)]) -> Res
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
-    std::fs::write(path, out).map_err(|source| ModelError::Io {
+    let partial = path.with_extension("safetensors.partial");
+    let err = |source| ModelError::Io {
         action: "writing",
         path: path.to_path_buf(),
         source,
-    })
+    };
+    {
+        let mut file = File::create(&partial).map_err(err)?;
+        std::io::Write::write_all(&mut file, &out).map_err(err)?;
+        file.sync_all().map_err(err)?;
+    }
+    std::fs::rename(&partial, path).map_err(err)
 }
 
 #[cfg(test)]

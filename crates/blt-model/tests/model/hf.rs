@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use blt_model::{
     BltInput, RowPreparer,
-    hf::{Checkpoint, SINGLE_FILE, load_hf, write_f32},
+    hf::{Checkpoint, SINGLE_FILE, export_hf, load_hf, write_f32},
 };
 use burn::backend::NdArray;
 use serde_json::Value;
@@ -276,4 +276,85 @@ fn checkpoints_that_do_not_fit_are_refused_with_the_tensor_or_field_named() {
         err.contains("encoder_hash_byte_group_nb_functions"),
         "{err}"
     );
+}
+
+#[test]
+fn export_writes_back_the_checkpoint_it_imported() {
+    let device = Default::default();
+    let loaded = load_hf::<B>(&fixture(), &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    export_hf(
+        dir.path(),
+        &loaded.config,
+        &loaded.model,
+        loaded.entropy_model.as_ref(),
+    )
+    .unwrap();
+    // Every tensor comes back under its name, with its shape and its exact values.
+    let mut original = Checkpoint::open(&fixture()).unwrap();
+    let mut exported = Checkpoint::open(dir.path()).unwrap();
+    let names: Vec<String> = original.names().map(str::to_string).collect();
+    assert_eq!(names, exported.names().collect::<Vec<_>>());
+    for name in &names {
+        assert_eq!(
+            original.take(name).unwrap(),
+            exported.take(name).unwrap(),
+            "{name}"
+        );
+    }
+    // And the config translates back to the same one.
+    let again = load_hf::<B>(dir.path(), &device).unwrap();
+    assert_eq!(again.config, loaded.config);
+}
+
+#[test]
+fn a_trained_model_round_trips_through_the_hugging_face_format() {
+    let device = Default::default();
+    let config = blt_model::BltConfig {
+        patching: blt_model::PatchingKind::Fixed,
+        ..blt_model::BltConfig::tiny()
+    };
+    let model = blt_model::Blt::<B>::new(&config, &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    export_hf(dir.path(), &config, &model, None).unwrap();
+    let again = load_hf::<B>(dir.path(), &device).unwrap();
+    // Without an entropy model its fields do not travel; everything else does.
+    let entropy_fields_aside = blt_model::BltConfig {
+        entropy_model_layers: config.entropy_model_layers,
+        entropy_context_size: config.entropy_context_size,
+        entropy_hidden_size: config.entropy_hidden_size,
+        entropy_num_heads: config.entropy_num_heads,
+        entropy_intermediate_size: config.entropy_intermediate_size,
+        ..again.config.clone()
+    };
+    assert_eq!(entropy_fields_aside, config);
+    let text: &[u8] = b"In the beginning God created the heaven and the earth.";
+    let before = BltInput::<B>::from_bytes(&config, &[text], None, &device).unwrap();
+    let a: Vec<f32> = model.forward(&before).logits.into_data().to_vec().unwrap();
+    let b: Vec<f32> = again
+        .model
+        .forward(&before)
+        .logits
+        .into_data()
+        .to_vec()
+        .unwrap();
+    // The same weights; only their memory layout (and so the products' summation order) may
+    // differ after the transposes.
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(diff < 1e-5, "max |Δlogit| = {diff}");
+
+    // What transformers cannot compute is refused, not written.
+    let mean_pooling = blt_model::BltConfig {
+        pooling: blt_model::Pooling::Mean,
+        ..config
+    };
+    let model = blt_model::Blt::<B>::new(&mean_pooling, &device).unwrap();
+    let err = export_hf(&dir.path().join("x"), &mean_pooling, &model, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pooling"), "{err}");
 }
