@@ -77,6 +77,11 @@ pub enum Command {
         after_help = "Examples:\n  blt-cli import-hf --from ~/models/blt-1b --out models/blt-1b\n  blt-cli generate --model models/blt-1b --prompt 'Once upon a time'"
     )]
     ImportHf(ImportHfArgs),
+    /// Write a model directory as a Hugging Face BLT (config.json + model.safetensors).
+    #[command(
+        after_help = "Examples:\n  blt-cli export-hf --model runs/tiny --out exported/tiny\n  python -c \"from transformers import BltForCausalLM; BltForCausalLM.from_pretrained('exported/tiny')\""
+    )]
+    ExportHf(ExportHfArgs),
     /// Measure throughput (used by `cargo xtask bench`).
     #[command(hide = true)]
     Bench(BenchArgs),
@@ -90,6 +95,17 @@ pub struct ImportHfArgs {
     #[arg(long)]
     pub from: PathBuf,
     /// New model directory to write (must not exist, or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `export-hf` options.
+#[derive(Debug, Args)]
+pub struct ExportHfArgs {
+    /// Model or run directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// New directory to write (must not exist, or be empty).
     #[arg(long)]
     pub out: PathBuf,
 }

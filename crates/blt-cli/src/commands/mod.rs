@@ -4,6 +4,7 @@ mod bench;
 mod calibrate;
 mod entropy;
 mod eval;
+mod export_hf;
 mod generate;
 mod import_hf;
 mod info;
@@ -28,5 +29,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Entropy(args) => entropy::run(&global, args),
         Command::Calibrate(args) => calibrate::run(&global, args),
         Command::ImportHf(args) => import_hf::run(&global, args),
+        Command::ExportHf(args) => export_hf::run(&global, args),
     }
 }

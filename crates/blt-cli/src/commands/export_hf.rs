@@ -1,0 +1,62 @@
+//! `blt-cli export-hf`: one of our model directories as a Hugging Face BLT directory.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use blt_model::{hf::export_hf, load_model};
+use burn::tensor::backend::Backend;
+
+use crate::{
+    args::{ExportHfArgs, GlobalArgs},
+    backend::{BackendTask, dispatch},
+};
+
+struct ExportTask {
+    model: PathBuf,
+    out: PathBuf,
+}
+
+impl BackendTask for ExportTask {
+    type Output = ();
+
+    fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
+        let loaded = load_model::<B>(&self.model, &device)
+            .with_context(|| format!("loading model {}", self.model.display()))?;
+        export_hf(
+            &self.out,
+            &loaded.config,
+            &loaded.model,
+            loaded.entropy_model.as_ref(),
+        )
+        .with_context(|| format!("exporting to {}", self.out.display()))?;
+        println!(
+            "exported {} to {} (load it with transformers' BltForCausalLM.from_pretrained)",
+            self.model.display(),
+            self.out.display()
+        );
+        Ok(())
+    }
+}
+
+/// Runs `export-hf`.
+pub fn run(global: &GlobalArgs, args: ExportHfArgs) -> Result<()> {
+    if args.out.exists()
+        && args
+            .out
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(
+            "{} exists and is not empty; choose a new directory",
+            args.out.display()
+        );
+    }
+    dispatch(
+        &global.backend,
+        ExportTask {
+            model: args.model,
+            out: args.out,
+        },
+    )
+}
