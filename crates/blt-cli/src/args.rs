@@ -188,6 +188,10 @@ pub struct GenerateArgs {
     /// Stop after this byte string appears.
     #[arg(long)]
     pub stop: Option<String>,
+    /// Stop when the context (max_position_embeddings) is full, instead of keeping its most
+    /// recent half to three quarters and going on.
+    #[arg(long)]
+    pub no_context_shift: bool,
     /// Recompute the whole prefix for every byte (slow; for comparison).
     #[arg(long)]
     pub no_cache: bool,

@@ -69,6 +69,7 @@ fn generation<B: Backend>(reps: usize) {
         max_bytes: 128,
         sampling: SamplingConfig::greedy(),
         stop: None,
+        context_shift: true,
     };
     for _ in 0..reps {
         let mut first = None;

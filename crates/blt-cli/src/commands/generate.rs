@@ -126,12 +126,16 @@ impl GenerateTask {
         let seconds = started.elapsed().as_secs_f64();
         eprintln!();
         eprintln!(
-            "generated {} bytes in {:.2}s ({:.1} bytes/s), mean patch length {:.2}, stop: {:?}",
+            "generated {} bytes in {:.2}s ({:.1} bytes/s), mean patch length {:.2}, stop: {:?}{}",
             summary.bytes.len(),
             seconds,
             summary.bytes.len() as f64 / seconds.max(1e-9),
             summary.mean_patch_len(),
-            summary.stop
+            summary.stop,
+            match summary.context_shifts {
+                0 => String::new(),
+                n => format!(", context shifts: {n}"),
+            }
         );
         Ok(())
     }
@@ -212,6 +216,7 @@ pub fn run(global: &GlobalArgs, args: GenerateArgs) -> Result<()> {
         max_bytes: args.max_bytes,
         sampling,
         stop: args.stop.map(String::into_bytes),
+        context_shift: !args.no_context_shift,
     };
     let mode = if args.no_cache {
         DecodeMode::FullRecompute

@@ -45,6 +45,11 @@ pub struct GenerationConfig {
     pub sampling: SamplingConfig,
     /// Stop once the output ends with these bytes (they are kept). Default: none.
     pub stop: Option<Vec<u8>>,
+    /// When BOS, prompt and output fill `max_position_embeddings`, keep the most recent half to
+    /// three quarters of the context (cut where a patch starts), prefill it once and go on, as
+    /// llama.cpp's context shift does; off, generation stops with
+    /// [`StopReason::ContextFull`]. Only [`Generator::generate`] shifts. Default: on.
+    pub context_shift: bool,
 }
 
 impl Default for GenerationConfig {
@@ -53,6 +58,7 @@ impl Default for GenerationConfig {
             max_bytes: 256,
             sampling: SamplingConfig::default(),
             stop: None,
+            context_shift: true,
         }
     }
 }
@@ -97,8 +103,11 @@ pub struct GenerationSummary {
     pub patches: usize,
     /// Positions (BOS, prompt and output).
     pub positions: usize,
-    /// How many patches the global transformer processed (incremental: exactly one per patch).
+    /// How many patches the global transformer processed (incremental: exactly one per patch;
+    /// a context shift processes the kept patches again).
     pub global_steps: usize,
+    /// Context shifts made (see [`GenerationConfig::context_shift`]).
+    pub context_shifts: usize,
 }
 
 impl GenerationSummary {
@@ -209,11 +218,35 @@ impl<'a, B: Backend> Generator<'a, B> {
         self.check_prompt(prompt)?;
         let mut progress = Progress::new(prompt, generation, 0, self.config)?;
         let mut decoder = self.decoder(mode)?;
-        let mut step = decoder.prefill(&progress.history)?;
-        while let Some(id) = progress.advance(&step, &mut on_byte) {
-            step = decoder.push(id)?;
+        // `starts[t]`: whether position `t` of the history opens a patch.
+        let mut starts = vec![true];
+        let mut step = prefill_tracking(decoder.as_mut(), &progress.history, &mut starts)?;
+        let (mut earlier_patches, mut earlier_steps, mut shifts) = (0, 0, 0);
+        loop {
+            if let Some(id) = progress.advance(&step, &mut on_byte) {
+                step = decoder.push(id)?;
+                starts.push(step.next_starts_patch);
+                continue;
+            }
+            if progress.stop != Some(StopReason::ContextFull) || !generation.context_shift {
+                break;
+            }
+            let cut = shift_point(&starts, self.config.max_position_embeddings);
+            earlier_patches += starts[..cut].iter().filter(|&&s| s).count();
+            earlier_steps += decoder.global_steps();
+            shifts += 1;
+            tracing::debug!(cut, shifts, "context full: shifting");
+            progress.shift(cut);
+            decoder = self.decoder(mode)?;
+            starts = vec![true];
+            step = prefill_tracking(decoder.as_mut(), &progress.history, &mut starts)?;
         }
-        Ok(progress.finish(decoder.patches(), decoder.global_steps()))
+        let mut summary = progress.finish(
+            earlier_patches + decoder.patches(),
+            earlier_steps + decoder.global_steps(),
+        );
+        summary.context_shifts = shifts;
+        Ok(summary)
     }
 
     /// Generates after several prompts at once through [`BatchedIncremental`]: one cached
@@ -275,14 +308,43 @@ impl<'a, B: Backend> Generator<'a, B> {
     }
 }
 
+/// Feeds `ids` to a fresh decoder, recording for each next position whether it opens a patch.
+fn prefill_tracking(
+    decoder: &mut (dyn StepDecoder + '_),
+    ids: &[u32],
+    starts: &mut Vec<bool>,
+) -> Result<Step> {
+    let mut last = None;
+    for &id in ids {
+        let step = decoder.push(id)?;
+        starts.push(step.next_starts_patch);
+        last = Some(step);
+    }
+    last.ok_or_else(|| ModelError::InvalidInput("the prompt is empty".into()))
+}
+
+/// Where a full context is cut: the earliest position that opens a patch and leaves between
+/// half and three quarters of the context, or exactly half when no patch starts there.
+fn shift_point(starts: &[bool], max_positions: usize) -> usize {
+    let len = starts.len();
+    let (most, least) = (max_positions * 3 / 4, max_positions / 2);
+    let first = len.saturating_sub(most).max(1);
+    let last = len.saturating_sub(least).max(first);
+    (first..=last)
+        .find(|&t| starts.get(t).copied().unwrap_or(false))
+        .unwrap_or(last)
+}
+
 /// One sequence being generated: its sampler, ids so far, output and stop reason. Shared by the
 /// single and batched loops so that both stop for the same reasons at the same byte.
 struct Progress<'c> {
     generation: &'c GenerationConfig,
     max_positions: usize,
     sampler: Sampler,
-    /// BOS, the prompt and the output so far.
+    /// BOS, the prompt and the output so far (since the last context shift).
     history: Vec<u32>,
+    /// Positions dropped by context shifts (BOS excluded).
+    dropped: usize,
     bytes: Vec<u8>,
     stop: Option<StopReason>,
 }
@@ -310,6 +372,7 @@ impl<'c> Progress<'c> {
             max_positions: config.max_position_embeddings,
             sampler: Sampler::new(sampling)?,
             history,
+            dropped: 0,
             bytes: Vec::new(),
             stop: None,
         })
@@ -337,7 +400,7 @@ impl<'c> Progress<'c> {
         let byte = id_to_byte(id).expect("the sampler only returns bytes or EOS");
         let generated = GeneratedByte {
             byte,
-            position: self.history.len(),
+            position: self.dropped + self.history.len(),
             entropy: step.entropy,
             starts_patch: step.next_starts_patch,
         };
@@ -367,9 +430,17 @@ impl<'c> Progress<'c> {
         }
     }
 
+    /// Drops positions `1..cut` (BOS stays first) and clears the context-full stop.
+    fn shift(&mut self, cut: usize) {
+        self.history.drain(1..cut);
+        self.dropped += cut - 1;
+        self.stop = None;
+    }
+
     fn finish(self, patches: usize, global_steps: usize) -> GenerationSummary {
         GenerationSummary {
-            positions: self.history.len(),
+            context_shifts: 0,
+            positions: self.dropped + self.history.len(),
             bytes: self.bytes,
             stop: self.stop.unwrap_or(StopReason::MaxBytes),
             patches,

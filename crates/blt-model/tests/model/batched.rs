@@ -100,6 +100,7 @@ fn greedy_batch_equals_each_prompt_generated_alone() {
             max_bytes,
             sampling: SamplingConfig::greedy(),
             stop: None,
+            context_shift: true,
         };
         let alone = |r: usize, limit| {
             generator
@@ -161,6 +162,7 @@ fn batch_rows_sample_with_consecutive_seeds() {
             ..SamplingConfig::default()
         },
         stop: None,
+        context_shift: true,
     };
     let prompt = b"the same prompt".as_slice();
     let batch = generator

@@ -109,6 +109,7 @@ fn greedy_generation_is_identical_and_global_runs_once_per_patch() {
             max_bytes: 30,
             sampling: SamplingConfig::greedy(),
             stop: None,
+            context_shift: true,
         };
         let slow = generator
             .generate(&prompt, &greedy, DecodeMode::FullRecompute, |_| true)
@@ -145,4 +146,73 @@ fn greedy_generation_is_identical_and_global_runs_once_per_patch() {
         longest >= 10,
         "every scheme stopped early: {longest} bytes at most"
     );
+}
+
+/// Generation past `max_position_embeddings`: the context shifts (keeping the most recent half
+/// to three quarters, cut where a patch starts) instead of stopping; between shifts it stays
+/// incremental, and the cached and recomputing paths still agree byte for byte, shift included.
+#[test]
+fn generation_shifts_the_context_instead_of_stopping() {
+    let prompt = text(7, 40);
+    let mut checked = 0;
+    for (name, mut config) in schemes(&prompt, 29) {
+        config.max_position_embeddings = 64;
+        config.window_size = config.window_size.min(64);
+        config.entropy_context_size = config.entropy_context_size.min(64);
+        let m = TestModel::new(config.clone(), 29);
+        let generator = Generator::new(&m.model, m.entropy.as_ref(), &config, device()).unwrap();
+        let mut greedy = GenerationConfig {
+            max_bytes: 150,
+            sampling: SamplingConfig::greedy(),
+            stop: None,
+            context_shift: false,
+        };
+        let stopped = generator
+            .generate(&prompt, &greedy, DecodeMode::Incremental, |_| true)
+            .unwrap();
+        if stopped.stop == blt_model::StopReason::EndOfText {
+            continue;
+        }
+        assert_eq!(stopped.stop, blt_model::StopReason::ContextFull, "{name}");
+        assert_eq!(stopped.bytes.len(), 64 - 1 - prompt.len(), "{name}");
+
+        greedy.context_shift = true;
+        let mut positions = Vec::new();
+        let fast = generator
+            .generate(&prompt, &greedy, DecodeMode::Incremental, |b| {
+                positions.push(b.position);
+                true
+            })
+            .unwrap();
+        let slow = generator
+            .generate(&prompt, &greedy, DecodeMode::FullRecompute, |_| true)
+            .unwrap();
+        assert_eq!(fast.bytes, slow.bytes, "{name}");
+        assert_eq!(fast.context_shifts, slow.context_shifts, "{name}");
+        if fast.stop == blt_model::StopReason::EndOfText {
+            continue;
+        }
+        assert_eq!(fast.stop, blt_model::StopReason::MaxBytes, "{name}");
+        assert_eq!(fast.bytes.len(), 150, "{name}");
+        // 40 prompt bytes + 150 over a 64-position context: at least three shifts, each
+        // keeping no more than 48 positions.
+        assert!(
+            fast.context_shifts >= 3,
+            "{name}: {} shifts",
+            fast.context_shifts
+        );
+        // Up to the first shift it is the same generation as without shifting.
+        assert_eq!(
+            &fast.bytes[..stopped.bytes.len()],
+            &stopped.bytes[..],
+            "{name}"
+        );
+        // Positions stay absolute across shifts.
+        let first = prompt.len() + 1;
+        assert_eq!(
+            positions,
+            (first..first + 150).collect::<Vec<_>>(),
+            "{name}"
+        );
+    }
 }

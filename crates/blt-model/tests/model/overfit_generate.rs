@@ -68,6 +68,7 @@ fn tiny_model_overfits_and_generates_it_back() {
         max_bytes: 40,
         sampling: SamplingConfig::greedy(),
         stop: None,
+        context_shift: true,
     };
     let out = generator
         .generate(b"In the beg", &greedy, DecodeMode::FullRecompute, |_| true)
@@ -106,6 +107,7 @@ fn tiny_model_overfits_and_generates_it_back() {
                 ..Default::default()
             },
             stop: None,
+            context_shift: true,
         };
         generator
             .generate(b"In", &cfg, DecodeMode::FullRecompute, |_| true)
@@ -129,6 +131,7 @@ fn generation_rejects_bad_prompts_and_honours_limits() {
         max_bytes: 5,
         sampling: SamplingConfig::greedy(),
         stop: None,
+        context_shift: true,
     };
     assert!(
         generator
