@@ -155,11 +155,11 @@ fn greedy_generation_is_identical_and_global_runs_once_per_patch() {
 fn generation_shifts_the_context_instead_of_stopping() {
     let prompt = text(7, 40);
     let mut checked = 0;
-    for (name, mut config) in schemes(&prompt, 29) {
+    for (name, mut config) in schemes(&prompt, 43) {
         config.max_position_embeddings = 64;
         config.window_size = config.window_size.min(64);
         config.entropy_context_size = config.entropy_context_size.min(64);
-        let m = TestModel::new(config.clone(), 29);
+        let m = TestModel::new(config.clone(), 43);
         let generator = Generator::new(&m.model, m.entropy.as_ref(), &config, device()).unwrap();
         let mut greedy = GenerationConfig {
             max_bytes: 150,
@@ -214,5 +214,8 @@ fn generation_shifts_the_context_instead_of_stopping() {
             (first..first + 150).collect::<Vec<_>>(),
             "{name}"
         );
+        checked += 1;
     }
+    // An untrained model may emit EOS early under some schemes, but not under most.
+    assert!(checked >= 3, "only {checked} schemes generated 150 bytes");
 }
