@@ -142,8 +142,9 @@ fn run_dir() -> &'static Path {
 
 /// Asserts a clean one-line failure that mentions `needle`.
 fn assert_one_line_error(out: Output, needle: &str) {
-    assert!(!out.status.success(), "expected a failure");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // 1 is a reported error; 101 would be a panic caught by the hook.
+    assert_eq!(out.status.code(), Some(1), "expected exit code 1: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let errors: Vec<&&str> = lines.iter().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "want one error line, got: {stderr}");
@@ -153,7 +154,9 @@ fn assert_one_line_error(out: Output, needle: &str) {
         errors[0]
     );
     assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        !stderr.contains("panicked")
+            && !stderr.contains("backtrace")
+            && !stderr.contains("internal error"),
         "{stderr}"
     );
 }
@@ -424,6 +427,56 @@ fn info_patch_and_calibrate_work() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("entropy_threshold = "));
 }
 
+/// A run exported to transformers' format and imported back generates the same bytes.
+#[test]
+fn hugging_face_export_and_import_round_trip() {
+    let run = run_dir();
+    let root = run.parent().unwrap();
+    let (exported, imported) = (root.join("hf-out"), root.join("hf-back"));
+    for dir in [&exported, &imported] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    assert_ok(output(
+        cli()
+            .args(["export-hf", "--model"])
+            .arg(run)
+            .arg("--out")
+            .arg(&exported),
+    ));
+    assert!(exported.join("config.json").is_file() && exported.join("model.safetensors").is_file());
+    // Writing into a directory that is not empty is refused.
+    assert_one_line_error(
+        output(
+            cli()
+                .args(["export-hf", "--model"])
+                .arg(run)
+                .arg("--out")
+                .arg(&exported),
+        ),
+        "not empty",
+    );
+    assert_ok(output(
+        cli()
+            .args(["import-hf", "--from"])
+            .arg(&exported)
+            .arg("--out")
+            .arg(&imported),
+    ));
+    let greedy = [
+        "generate",
+        "--prompt",
+        "In the",
+        "--temperature",
+        "0",
+        "--max-bytes",
+        "24",
+    ];
+    let a = assert_ok(run_with_model(&greedy, run));
+    let b = assert_ok(run_with_model(&greedy, &imported));
+    assert_eq!(a.stdout, b.stdout);
+    assert!(!a.stdout.is_empty());
+}
+
 #[test]
 fn bad_input_gives_one_line_errors() {
     let run = run_dir();
@@ -435,6 +488,25 @@ fn bad_input_gives_one_line_errors() {
     );
     assert_one_line_error(generate(run, ""), "prompt is empty");
     assert_one_line_error(generate(run, &"a".repeat(400)), "at most");
+    // Longer than the entropy model's positions: an error, not RoPE's bounds assert.
+    assert_one_line_error(
+        run_with_model(
+            &["patch", "--scheme", "entropy", "--text", &"a".repeat(700)],
+            run,
+        ),
+        "the entropy model reads at most",
+    );
+    assert_one_line_error(
+        run_cli(&[
+            "import-hf",
+            "--from",
+            "/nonexistent/hf",
+            "--out",
+            "/tmp/never-written",
+        ]),
+        "config.json",
+    );
+
     assert_one_line_error(
         run_with_model(&["--backend", "tpu", "info"], run),
         "unknown backend",

@@ -18,13 +18,6 @@ use crate::{
 };
 
 /// Longest sequence the model's rotary tables cover (`usize::MAX` without blocks).
-fn max_positions<B: Backend>(model: &EntropyModel<B>) -> usize {
-    model
-        .blocks
-        .first()
-        .map_or(usize::MAX, |b| b.attention.rope.max_seq_len())
-}
-
 /// Entropies (nats) at every input position of every row (`row.input()`, i.e. `ids[..n − 1]`),
 /// `batch_rows` rows per forward pass. Rows are grouped by length to limit padding; the result
 /// is in the order of `rows` and does not depend on `batch_rows`. Run it on an inner (not
@@ -53,7 +46,7 @@ pub fn compute_entropies_until<B: Backend>(
     device: &B::Device,
     stop: impl Fn() -> bool,
 ) -> Result<Vec<Vec<f32>>> {
-    let limit = max_positions(model);
+    let limit = model.max_positions();
     for row in rows {
         let len = row.input().len();
         if len == 0 || len > limit {
@@ -117,7 +110,7 @@ pub fn sequence_entropies<B: Backend>(
     if seq == 0 {
         return Ok(vec![Vec::new(); sequences.len()]);
     }
-    let limit = max_positions(model);
+    let limit = model.max_positions();
     if let Some(i) = sequences.iter().position(|s| s.len() > limit) {
         return Err(DataError::InvalidRow {
             row: i,

@@ -14,7 +14,10 @@ use burn::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::BltConfig;
+use crate::{
+    config::BltConfig,
+    error::{ModelError, Result},
+};
 
 /// Shape of an entropy model, derived from a [`BltConfig`] by
 /// [`EntropyModelConfig::from_blt`].
@@ -168,17 +171,33 @@ pub fn entropy_segments(ids: &[u32], reset_at_newline: bool) -> Vec<u32> {
 }
 
 impl<B: Backend> EntropyModel<B> {
+    /// Longest row the model reads (its RoPE table).
+    pub fn max_positions(&self) -> usize {
+        self.blocks
+            .first()
+            .map_or(usize::MAX, |b| b.attention.rope.max_seq_len())
+    }
+
     /// Next-byte entropies (nats) of each row, one per position. Rows are separate batch
     /// elements (right-padded), never concatenated (reference §14, issue #123), so a row's
-    /// entropies do not depend on the other rows.
+    /// entropies do not depend on the other rows. A row longer than
+    /// [`max_positions`](Self::max_positions) is an error.
     pub fn entropies(
         &self,
         rows: &[&[u32]],
         reset_at_newline: bool,
         device: &B::Device,
-    ) -> Vec<Vec<f32>> {
+    ) -> Result<Vec<Vec<f32>>> {
         if rows.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
+        }
+        let limit = self.max_positions();
+        if let Some((i, row)) = rows.iter().enumerate().find(|(_, r)| r.len() > limit) {
+            return Err(ModelError::InvalidInput(format!(
+                "row {} has {} positions; the entropy model reads at most {limit}",
+                i + 1,
+                row.len()
+            )));
         }
         let batch = rows.len();
         let seq = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
@@ -209,9 +228,10 @@ impl<B: Backend> EntropyModel<B> {
             .convert::<f32>()
             .to_vec()
             .expect("f32 entropies");
-        rows.iter()
+        Ok(rows
+            .iter()
             .enumerate()
             .map(|(b, row)| values[b * seq..b * seq + row.len()].to_vec())
-            .collect()
+            .collect())
     }
 }

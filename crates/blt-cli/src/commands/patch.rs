@@ -61,8 +61,15 @@ impl BackendTask for EntropyPatchTask {
                 add_eos: false,
             },
         );
+        let limit = entropy.max_positions();
+        anyhow::ensure!(
+            ids.len() <= limit,
+            "the text has {} bytes; the entropy model reads at most {}",
+            self.text.len(),
+            limit - 1
+        );
         let h = entropy
-            .entropies(&[&ids], config.reset_entropy_context, &device)
+            .entropies(&[&ids], config.reset_entropy_context, &device)?
             .remove(0);
         let mut patcher_config = config.patcher_config();
         let threshold = self.threshold.unwrap_or(config.entropy_threshold);

@@ -37,10 +37,13 @@ impl<B: Backend> StepDecoder for FullRecompute<'_, '_, B> {
     fn push(&mut self, id: u32) -> Result<Step> {
         self.ids.push(id);
         let g = self.generator;
-        let entropies = g.entropy_model.map(|e| {
-            e.entropies(&[&self.ids], g.config.reset_entropy_context, &g.device)
-                .remove(0)
-        });
+        let entropies = match g.entropy_model {
+            Some(e) => Some(
+                e.entropies(&[&self.ids], g.config.reset_entropy_context, &g.device)?
+                    .remove(0),
+            ),
+            None => None,
+        };
         let row = self
             .preparer
             .prepare(self.ids.clone(), entropies.as_deref())?;

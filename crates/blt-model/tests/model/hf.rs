@@ -135,7 +135,10 @@ fn the_imported_patcher_gives_transformers_entropies_patches_and_logits() {
     let loaded = load_hf::<B>(&fixture(), &device).unwrap();
     let ids = input_ids(&expected);
     let entropy = loaded.entropy_model.as_ref().unwrap();
-    let h = entropy.entropies(&[&ids], false, &device).remove(0);
+    let h = entropy
+        .entropies(&[&ids], false, &device)
+        .unwrap()
+        .remove(0);
     let want_h: Vec<f32> = expected["debug"]["patcher_entropies"]
         .as_array()
         .unwrap()
