@@ -74,12 +74,17 @@ pub enum Command {
     Info(InfoArgs),
     /// Convert a Hugging Face BLT checkpoint (config.json + safetensors) into a model directory.
     #[command(
-        after_help = "Examples:\n  blt-cli import-hf --from ~/models/blt-1b --out models/blt-1b\n  blt-cli generate --model models/blt-1b --prompt 'Once upon a time'"
+        after_help = "Examples:\n  blt-cli import-hf ~/models/blt-1b --out models/blt-1b\n  blt-cli generate --model models/blt-1b --prompt 'Once upon a time'"
     )]
     ImportHf(ImportHfArgs),
+    /// Check a model against reference logits (REF.json) and print the largest difference.
+    #[command(
+        after_help = "Examples:\n  blt-cli parity --model models/blt-1b --reference REF.json\n  blt-cli parity --model models/blt-1b --reference REF.json --atol 1e-3 --json\n\nREF.json holds input_ids (ids with BOS, or a list of such lists), patch_lengths (the same\nnesting; optional) and logits ([T][260] or [B][T][260]). Exits non-zero above --atol."
+    )]
+    Parity(ParityArgs),
     /// Write a model directory as a Hugging Face BLT (config.json + model.safetensors).
     #[command(
-        after_help = "Examples:\n  blt-cli export-hf --model runs/tiny --out exported/tiny\n  python -c \"from transformers import BltForCausalLM; BltForCausalLM.from_pretrained('exported/tiny')\""
+        after_help = "Examples:\n  blt-cli export-hf runs/tiny --out exported/tiny\n  python -c \"from transformers import BltForCausalLM; BltForCausalLM.from_pretrained('exported/tiny')\""
     )]
     ExportHf(ExportHfArgs),
     /// Measure throughput (used by `cargo xtask bench`).
@@ -92,7 +97,7 @@ pub enum Command {
 pub struct ImportHfArgs {
     /// Directory with the checkpoint's `config.json` and `model.safetensors` (or shards with
     /// `model.safetensors.index.json`).
-    #[arg(long)]
+    #[arg(value_name = "SRC_DIR")]
     pub from: PathBuf,
     /// New model directory to write (must not exist, or be empty).
     #[arg(long)]
@@ -103,11 +108,28 @@ pub struct ImportHfArgs {
 #[derive(Debug, Args)]
 pub struct ExportHfArgs {
     /// Model or run directory.
-    #[arg(long)]
+    #[arg(value_name = "MODEL_DIR")]
     pub model: PathBuf,
     /// New directory to write (must not exist, or be empty).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `parity` options.
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// Model or run directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Reference logits (REF.json).
+    #[arg(long)]
+    pub reference: PathBuf,
+    /// Largest absolute logit difference that passes.
+    #[arg(long, default_value_t = 1e-4)]
+    pub atol: f32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `bench` options.

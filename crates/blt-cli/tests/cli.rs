@@ -438,7 +438,7 @@ fn hugging_face_export_and_import_round_trip() {
     }
     assert_ok(output(
         cli()
-            .args(["export-hf", "--model"])
+            .args(["export-hf"])
             .arg(run)
             .arg("--out")
             .arg(&exported),
@@ -448,7 +448,7 @@ fn hugging_face_export_and_import_round_trip() {
     assert_one_line_error(
         output(
             cli()
-                .args(["export-hf", "--model"])
+                .args(["export-hf"])
                 .arg(run)
                 .arg("--out")
                 .arg(&exported),
@@ -457,7 +457,7 @@ fn hugging_face_export_and_import_round_trip() {
     );
     assert_ok(output(
         cli()
-            .args(["import-hf", "--from"])
+            .args(["import-hf"])
             .arg(&exported)
             .arg("--out")
             .arg(&imported),
@@ -475,6 +475,58 @@ fn hugging_face_export_and_import_round_trip() {
     let b = assert_ok(run_with_model(&greedy, &imported));
     assert_eq!(a.stdout, b.stdout);
     assert!(!a.stdout.is_empty());
+}
+
+/// `parity` on transformers' own checkpoint (the model crate's fixture) imported through the
+/// CLI: it passes on transformers' logits and fails, with one line and exit code 1, on logits
+/// that are off by more than `--atol`.
+#[test]
+fn parity_checks_an_imported_checkpoint_against_reference_logits() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../blt-model/tests/fixtures/hf-tiny");
+    let root = run_dir().parent().unwrap();
+    let model = root.join("hf-tiny");
+    let _ = std::fs::remove_dir_all(&model);
+    assert_ok(output(
+        cli()
+            .arg("import-hf")
+            .arg(&fixture)
+            .arg("--out")
+            .arg(&model),
+    ));
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap())
+            .unwrap();
+    let case = expected["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "irregular")
+        .unwrap();
+    let mut reference = serde_json::json!({
+        "input_ids": expected["input_ids"][0],
+        "patch_lengths": case["patch_lengths"][0],
+        "logits": case["logits"],
+    });
+    let path = root.join("REF.json");
+    std::fs::write(&path, reference.to_string()).unwrap();
+    let parity = |path: &Path| {
+        output(
+            cli()
+                .args(["parity", "--json", "--model"])
+                .arg(&model)
+                .arg("--reference")
+                .arg(path),
+        )
+    };
+    let out = assert_ok(parity(&path));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["pass"], true);
+    assert!(report["max_abs_diff"].as_f64().unwrap() < 1e-4, "{report}");
+
+    let logit = &mut reference["logits"][3][100];
+    *logit = serde_json::json!(logit.as_f64().unwrap() + 0.5);
+    std::fs::write(&path, reference.to_string()).unwrap();
+    assert_one_line_error(parity(&path), "exceeds --atol");
 }
 
 #[test]
@@ -499,7 +551,6 @@ fn bad_input_gives_one_line_errors() {
     assert_one_line_error(
         run_cli(&[
             "import-hf",
-            "--from",
             "/nonexistent/hf",
             "--out",
             "/tmp/never-written",

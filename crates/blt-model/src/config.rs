@@ -49,6 +49,11 @@ pub struct BltConfig {
     pub hidden_size: usize,
     /// SwiGLU hidden size of the local models. Default: 512.
     pub intermediate_size: usize,
+    /// SwiGLU hidden size of the local decoder when it differs from the encoder's
+    /// `intermediate_size` (transformers' default BLT config, which has BLT-1B's shapes: 2730
+    /// and 2816). Default: unset (the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoder_intermediate_size: Option<usize>,
     /// Attention heads of the local models [n_heads_local_encoder]. Default: 4.
     pub num_heads: usize,
     /// Local encoder layers [n_layers_local_encoder]. Default: 1.
@@ -155,6 +160,7 @@ impl BltConfig {
         Self {
             hidden_size: 128,
             intermediate_size: 512,
+            decoder_intermediate_size: None,
             num_heads: 4,
             encoder_layers: 1,
             global_layers: 4,
@@ -282,9 +288,18 @@ impl BltConfig {
         })
     }
 
+    /// SwiGLU hidden size of the local decoder.
+    pub fn decoder_ffn(&self) -> usize {
+        self.decoder_intermediate_size
+            .unwrap_or(self.intermediate_size)
+    }
+
     /// Checks every field; the error names the field and what it must satisfy.
     pub fn validate(&self) -> Result<()> {
         let fail = |msg: String| Err(ModelError::InvalidConfig(msg));
+        if self.decoder_intermediate_size == Some(0) {
+            return fail("decoder_intermediate_size must be positive when set".into());
+        }
         let positive = [
             ("hidden_size", self.hidden_size),
             ("intermediate_size", self.intermediate_size),

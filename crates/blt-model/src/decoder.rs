@@ -55,7 +55,7 @@ impl<B: Backend> LocalDecoder<B> {
                         .init(device)
                 })
                 .collect(),
-            blocks: local_block_configs(config, config.decoder_layers)
+            blocks: local_block_configs(config, config.decoder_layers, config.decoder_ffn())
                 .iter()
                 .map(|c| c.init(device))
                 .collect(),

@@ -40,7 +40,7 @@ impl<B: Backend> LocalEncoder<B> {
     pub fn new(config: &BltConfig, device: &B::Device) -> Self {
         let d = config.hidden_size;
         Self {
-            blocks: local_block_configs(config, config.encoder_layers)
+            blocks: local_block_configs(config, config.encoder_layers, config.intermediate_size)
                 .iter()
                 .map(|c| c.init(device))
                 .collect(),

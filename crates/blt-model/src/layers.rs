@@ -4,12 +4,17 @@ use blt_core::TransformerBlockConfig;
 
 use crate::config::BltConfig;
 
-/// Configs of `layers` local (byte-level) blocks: width `hidden_size`, windowed attention.
-pub fn local_block_configs(config: &BltConfig, layers: usize) -> Vec<TransformerBlockConfig> {
+/// Configs of `layers` local (byte-level) blocks: width `hidden_size`, SwiGLU hidden size
+/// `ffn`, windowed attention.
+pub fn local_block_configs(
+    config: &BltConfig,
+    layers: usize,
+    ffn: usize,
+) -> Vec<TransformerBlockConfig> {
     (0..layers)
         .map(|layer| {
             TransformerBlockConfig::new(config.hidden_size, config.num_heads)
-                .with_ffn_hidden_size(Some(config.intermediate_size))
+                .with_ffn_hidden_size(Some(ffn))
                 .with_attention(config.attention)
                 .with_rope_theta(config.rope_theta)
                 .with_max_seq_len(config.max_position_embeddings)

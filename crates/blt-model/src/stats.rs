@@ -123,7 +123,8 @@ impl FlopsPerByte {
         // Per byte and decoder layer: cross-attention (query/output projections, k keys) and a
         // byte block; per patch: the slot projection and the slots' key/value projections.
         let per_patch = 2.0 * dg * k * d + config.decoder_layers as f64 * k * 2.0 * 2.0 * d * d;
-        let decoder = config.decoder_layers as f64 * (cross_q + 4.0 * d * k + local_block)
+        let decoder_block = block(d, config.decoder_ffn() as f64, local_context);
+        let decoder = config.decoder_layers as f64 * (cross_q + 4.0 * d * k + decoder_block)
             + per_patch / p
             + 2.0 * d * blt_patching::VOCAB_SIZE as f64;
         Self {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use blt_model::{ParameterCounts, hf::load_hf, save_model};
 use burn::tensor::backend::Backend;
 
@@ -47,18 +47,7 @@ impl BackendTask for ImportTask {
 
 /// Runs `import-hf`.
 pub fn run(global: &GlobalArgs, args: ImportHfArgs) -> Result<()> {
-    if args.out.exists()
-        && args
-            .out
-            .read_dir()
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        bail!(
-            "{} exists and is not empty; choose a new directory",
-            args.out.display()
-        );
-    }
+    super::ensure_new_dir(&args.out)?;
     dispatch(
         &global.backend,
         ImportTask {

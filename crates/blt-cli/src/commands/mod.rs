@@ -9,12 +9,28 @@ mod generate;
 mod import_hf;
 mod info;
 mod interactive;
+mod parity;
 mod patch;
 mod train;
 
 use anyhow::Result;
 
 use crate::args::{Cli, Command};
+
+/// Refuses an output directory that already holds files, so nothing there is overwritten.
+fn ensure_new_dir(dir: &std::path::Path) -> Result<()> {
+    let occupied = dir.exists()
+        && dir
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true);
+    anyhow::ensure!(
+        !occupied,
+        "{} exists and is not empty; choose a new directory",
+        dir.display()
+    );
+    Ok(())
+}
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -30,5 +46,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Calibrate(args) => calibrate::run(&global, args),
         Command::ImportHf(args) => import_hf::run(&global, args),
         Command::ExportHf(args) => export_hf::run(&global, args),
+        Command::Parity(args) => parity::run(&global, args),
     }
 }

@@ -279,11 +279,9 @@ impl HfBltConfig {
         let defaults = BltConfig::default();
         let mut config = BltConfig {
             hidden_size: same("hidden_size", enc.hidden_size, dec.hidden_size)?,
-            intermediate_size: same(
-                "intermediate_size",
-                enc.intermediate_size,
-                dec.intermediate_size,
-            )?,
+            intermediate_size: enc.intermediate_size,
+            decoder_intermediate_size: (dec.intermediate_size != enc.intermediate_size)
+                .then_some(dec.intermediate_size),
             num_heads: same(
                 "num_attention_heads",
                 enc.num_attention_heads,

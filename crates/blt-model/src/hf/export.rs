@@ -158,6 +158,7 @@ pub fn hf_config_json(config: &BltConfig, has_entropy_model: bool) -> Value {
     encoder.insert("cross_attn_all_layers".into(), json!(false));
     let mut decoder = local;
     decoder.insert("num_hidden_layers".into(), json!(c.decoder_layers));
+    decoder.insert("intermediate_size".into(), json!(c.decoder_ffn()));
     decoder.insert("cross_attn_all_layers".into(), json!(true));
     let mut global = stack(
         c.global_hidden_size,

@@ -9,6 +9,7 @@
 mod config;
 mod export;
 mod names;
+mod reference;
 mod safetensors;
 mod weights;
 
@@ -18,6 +19,7 @@ use burn::tensor::backend::Backend;
 
 pub use config::HfBltConfig;
 pub use export::{export_hf, hf_config_json};
+pub use reference::{ReferenceRow, max_logit_diffs, parse_reference};
 pub use safetensors::{Checkpoint, HostTensor, INDEX_FILE, SINGLE_FILE, write_f32};
 
 use crate::{

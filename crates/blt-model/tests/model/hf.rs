@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use blt_model::{
     BltInput, RowPreparer,
-    hf::{Checkpoint, SINGLE_FILE, export_hf, load_hf, write_f32},
+    hf::{
+        Checkpoint, SINGLE_FILE, export_hf, load_hf, max_logit_diffs, parse_reference, write_f32,
+    },
 };
 use burn::backend::NdArray;
 use serde_json::Value;
@@ -261,11 +263,11 @@ fn checkpoints_that_do_not_fit_are_refused_with_the_tensor_or_field_named() {
     edited(
         d,
         |_| {},
-        |c| c["decoder_config"]["intermediate_size"] = 80.into(),
+        |c| c["decoder_config"]["num_attention_heads"] = 4.into(),
     );
     let err = import_error(d);
     assert!(
-        err.contains("intermediate_size") && err.contains("differ"),
+        err.contains("num_attention_heads") && err.contains("differ"),
         "{err}"
     );
 
@@ -360,4 +362,121 @@ fn a_trained_model_round_trips_through_the_hugging_face_format() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("pooling"), "{err}");
+}
+
+/// A batch of two rows of different lengths (the second a prefix of the first, cut inside a
+/// patch), checked through the `REF.json` path: right padding and the shorter row's last,
+/// partial patch change nothing that transformers computes for those positions.
+#[test]
+fn reference_rows_of_different_lengths_match_as_one_batch() {
+    let expected = expected();
+    let device = Default::default();
+    let loaded = load_hf::<B>(&fixture(), &device).unwrap();
+    let want = case(&expected, "irregular");
+    let ids = input_ids(&expected);
+    let logits: Vec<Vec<f64>> = want["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect();
+    let reference = serde_json::json!({
+        "input_ids": [ids, ids[..20]],
+        "patch_lengths": [ints(&want["patch_lengths"][0]), [1, 3, 5, 2, 4, 1, 4]],
+        "logits": [logits, logits[..20]],
+    });
+    let rows = parse_reference(&reference.to_string()).unwrap();
+    assert_eq!(rows.len(), 2);
+    let diffs = max_logit_diffs(
+        &loaded.model,
+        &loaded.config,
+        loaded.entropy_model.as_ref(),
+        &rows,
+        &device,
+    )
+    .unwrap();
+    assert!(diffs.iter().all(|&d| d < TOLERANCE), "{diffs:?}");
+
+    // A reference that disagrees is seen, and a malformed one is refused with a reason.
+    let mut wrong = rows.clone();
+    wrong[1].logits[5 * 260 + 7] += 0.01;
+    let diffs = max_logit_diffs(&loaded.model, &loaded.config, None, &wrong, &device).unwrap();
+    assert!(
+        diffs[0] < TOLERANCE && (diffs[1] - 0.01).abs() < 1e-3,
+        "{diffs:?}"
+    );
+    let short = serde_json::json!({"input_ids": ids, "logits": logits[..3]});
+    let err = parse_reference(&short.to_string()).unwrap_err().to_string();
+    assert!(err.contains("positions of logits"), "{err}");
+}
+
+/// transformers' default `BltConfig` (BLT-1B's shapes, written by transformers 5.24 into
+/// `tests/fixtures/hf-default-config.json`) translates, encoder and decoder SwiGLU sizes apart.
+#[test]
+fn the_blt_1b_shaped_default_config_translates() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-default-config.json"),
+    )
+    .unwrap();
+    let c = blt_model::hf::HfBltConfig::parse(&text)
+        .unwrap()
+        .to_blt()
+        .unwrap();
+    assert_eq!((c.hidden_size, c.num_heads), (1024, 16));
+    assert_eq!((c.intermediate_size, c.decoder_ffn()), (2730, 2816));
+    assert_eq!(
+        (c.encoder_layers, c.decoder_layers, c.global_layers),
+        (1, 9, 25)
+    );
+    assert_eq!(
+        (
+            c.global_hidden_size,
+            c.global_num_heads,
+            c.global_intermediate_size
+        ),
+        (2048, 16, 5632)
+    );
+    assert_eq!(
+        (c.ngram_vocab_size, c.window_size, c.cross_attn_k),
+        (500_002, 512, 2)
+    );
+    assert_eq!((c.entropy_hidden_size, c.entropy_model_layers), (768, 14));
+    assert_eq!(c.patching, blt_model::PatchingKind::Entropy);
+}
+
+/// An imported model with its imported patcher generates incrementally exactly what a full
+/// recompute gives, as our own models do.
+#[test]
+fn incremental_generation_from_an_imported_model_equals_full_recompute() {
+    use blt_model::{DecodeMode, GenerationConfig, Generator, SamplingConfig};
+    let device = burn::backend::ndarray::NdArrayDevice::Cpu;
+    let loaded = load_hf::<B>(&fixture(), &device).unwrap();
+    let generator = Generator::new(
+        &loaded.model,
+        loaded.entropy_model.as_ref(),
+        &loaded.config,
+        device,
+    )
+    .unwrap();
+    let greedy = GenerationConfig {
+        max_bytes: 40,
+        sampling: SamplingConfig::greedy(),
+        ..Default::default()
+    };
+    let prompt = "Zoë bought café".as_bytes();
+    let fast = generator
+        .generate(prompt, &greedy, DecodeMode::Incremental, |_| true)
+        .unwrap();
+    let slow = generator
+        .generate(prompt, &greedy, DecodeMode::FullRecompute, |_| true)
+        .unwrap();
+    assert_eq!(fast.bytes, slow.bytes);
+    assert_eq!(fast.patches, slow.patches);
+    assert!(!fast.bytes.is_empty());
 }
