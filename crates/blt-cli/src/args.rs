@@ -211,7 +211,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub stop: Option<String>,
     /// Stop when the context (max_position_embeddings) is full, instead of keeping its most
-    /// recent half to three quarters and going on.
+    /// recent half and going on.
     #[arg(long)]
     pub no_context_shift: bool,
     /// Recompute the whole prefix for every byte (slow; for comparison).

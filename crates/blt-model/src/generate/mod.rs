@@ -45,9 +45,9 @@ pub struct GenerationConfig {
     pub sampling: SamplingConfig,
     /// Stop once the output ends with these bytes (they are kept). Default: none.
     pub stop: Option<Vec<u8>>,
-    /// When BOS, prompt and output fill `max_position_embeddings`, keep the most recent half to
-    /// three quarters of the context (cut where a patch starts), prefill it once and go on, as
-    /// llama.cpp's context shift does; off, generation stops with
+    /// When BOS, prompt and output fill `max_position_embeddings`, keep the most recent half of
+    /// the context (a little more, up to three quarters, to cut where a patch starts), prefill
+    /// it once and go on, as llama.cpp's context shift does; off, generation stops with
     /// [`StopReason::ContextFull`]. Only [`Generator::generate`] shifts. Default: on.
     pub context_shift: bool,
 }
@@ -323,14 +323,16 @@ fn prefill_tracking(
     last.ok_or_else(|| ModelError::InvalidInput("the prompt is empty".into()))
 }
 
-/// Where a full context is cut: the earliest position that opens a patch and leaves between
-/// half and three quarters of the context, or exactly half when no patch starts there.
+/// Where a full context is cut: the latest position that opens a patch and keeps at least half
+/// of the context (at most three quarters), or exactly half when no patch starts there. Keeping
+/// about half makes each shift's prefill cost about as many positions as it frees.
 fn shift_point(starts: &[bool], max_positions: usize) -> usize {
     let len = starts.len();
     let (most, least) = (max_positions * 3 / 4, max_positions / 2);
     let first = len.saturating_sub(most).max(1);
     let last = len.saturating_sub(least).max(first);
     (first..=last)
+        .rev()
         .find(|&t| starts.get(t).copied().unwrap_or(false))
         .unwrap_or(last)
 }

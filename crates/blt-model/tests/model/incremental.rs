@@ -148,8 +148,8 @@ fn greedy_generation_is_identical_and_global_runs_once_per_patch() {
     );
 }
 
-/// Generation past `max_position_embeddings`: the context shifts (keeping the most recent half
-/// to three quarters, cut where a patch starts) instead of stopping; between shifts it stays
+/// Generation past `max_position_embeddings`: the context shifts (keeping the most recent half,
+/// or a little more to cut where a patch starts) instead of stopping; between shifts it stays
 /// incremental, and the cached and recomputing paths still agree byte for byte, shift included.
 #[test]
 fn generation_shifts_the_context_instead_of_stopping() {
