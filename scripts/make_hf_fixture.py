@@ -29,7 +29,7 @@ Before writing, the script checks that
   1. a ``from_pretrained`` reload of the saved directory reproduces the logits,
   2. the eager and SDPA attention back ends agree,
   3. an independent float64 re-implementation written from the semantics notes
-     (scripts/hf_blt_semantics.md) reproduces every case.  This reference is our
+     (docs/hf-blt-semantics.md) reproduces every case.  This reference is our
      own code (it only reads the state dict) and doubles as executable
      documentation of the forward pass a port must match.
 
