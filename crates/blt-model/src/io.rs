@@ -58,7 +58,11 @@ pub struct LoadedModel<B: Backend> {
     pub entropy_model: Option<EntropyModel<B>>,
 }
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ModelError {
+/// Wraps an I/O error with what was being done and to which file.
+pub(crate) fn io_err(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> ModelError {
     let path = path.to_path_buf();
     move |source| ModelError::Io {
         action,

@@ -17,6 +17,7 @@ pub struct FullRecompute<'g, 'a, B: Backend> {
     preparer: RowPreparer,
     ids: Vec<u32>,
     patches: usize,
+    starts: Vec<bool>,
     global_steps: usize,
 }
 
@@ -28,6 +29,7 @@ impl<'g, 'a, B: Backend> FullRecompute<'g, 'a, B> {
             preparer: RowPreparer::new(generator.config)?,
             ids: Vec::new(),
             patches: 0,
+            starts: vec![true],
             global_steps: 0,
         })
     }
@@ -50,6 +52,10 @@ impl<B: Backend> StepDecoder for FullRecompute<'_, '_, B> {
         let t = row.len();
         let next_starts_patch = row.patches.starts.last() == Some(&t);
         self.patches = row.patches.num_patches() + usize::from(next_starts_patch);
+        self.starts = vec![false; t + 1];
+        for &start in &row.patches.starts {
+            self.starts[start] = true;
+        }
         let input = BltInput::<B>::from_rows(g.config, &[row], &g.device)?;
         self.global_steps += input.patch_counts[0];
         let logits: Tensor<B, 1> = g
@@ -80,6 +86,10 @@ impl<B: Backend> StepDecoder for FullRecompute<'_, '_, B> {
 
     fn patches(&self) -> usize {
         self.patches
+    }
+
+    fn patch_starts(&self) -> &[bool] {
+        &self.starts
     }
 
     fn global_steps(&self) -> usize {

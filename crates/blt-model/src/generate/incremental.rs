@@ -37,6 +37,8 @@ pub struct Incremental<'g, 'a, B: Backend> {
     last_slots: Option<Tensor<B, 3>>,
     global_steps: usize,
     positions: usize,
+    /// Whether each position consumed, and the next, opens a patch.
+    starts: Vec<bool>,
 }
 
 impl<'g, 'a, B: Backend> Incremental<'g, 'a, B> {
@@ -62,6 +64,7 @@ impl<'g, 'a, B: Backend> Incremental<'g, 'a, B> {
             last_slots: None,
             global_steps: 0,
             positions: 0,
+            starts: vec![true],
         })
     }
 
@@ -151,6 +154,7 @@ impl<B: Backend> StepDecoder for Incremental<'_, '_, B> {
                 .decoder
                 .forward_cached(h, slots, group, &mut self.decoder_caches, None, None);
         self.positions += 1;
+        self.starts.push(step.next_starts_patch);
         Ok(Step {
             logits: logits
                 .into_data()
@@ -168,5 +172,9 @@ impl<B: Backend> StepDecoder for Incremental<'_, '_, B> {
 
     fn global_steps(&self) -> usize {
         self.global_steps
+    }
+
+    fn patch_starts(&self) -> &[bool] {
+        &self.starts
     }
 }

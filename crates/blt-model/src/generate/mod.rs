@@ -132,6 +132,9 @@ pub trait StepDecoder {
     }
     /// Patches so far (counting the one the next byte belongs to).
     fn patches(&self) -> usize;
+    /// Whether each position consumed so far, and the next one, opens a patch (one more entry
+    /// than positions consumed; position 0, BOS, always opens one).
+    fn patch_starts(&self) -> &[bool];
     /// Global transformer steps so far.
     fn global_steps(&self) -> usize;
 }
@@ -218,28 +221,25 @@ impl<'a, B: Backend> Generator<'a, B> {
         self.check_prompt(prompt)?;
         let mut progress = Progress::new(prompt, generation, 0, self.config)?;
         let mut decoder = self.decoder(mode)?;
-        // `starts[t]`: whether position `t` of the history opens a patch.
-        let mut starts = vec![true];
-        let mut step = prefill_tracking(decoder.as_mut(), &progress.history, &mut starts)?;
+        let mut step = decoder.prefill(&progress.history)?;
         let (mut earlier_patches, mut earlier_steps, mut shifts) = (0, 0, 0);
         loop {
             if let Some(id) = progress.advance(&step, &mut on_byte) {
                 step = decoder.push(id)?;
-                starts.push(step.next_starts_patch);
                 continue;
             }
             if progress.stop != Some(StopReason::ContextFull) || !generation.context_shift {
                 break;
             }
-            let cut = shift_point(&starts, self.config.max_position_embeddings);
+            let starts = decoder.patch_starts();
+            let cut = shift_point(starts, self.config.max_position_embeddings);
             earlier_patches += starts[..cut].iter().filter(|&&s| s).count();
             earlier_steps += decoder.global_steps();
             shifts += 1;
             tracing::debug!(cut, shifts, "context full: shifting");
             progress.shift(cut);
             decoder = self.decoder(mode)?;
-            starts = vec![true];
-            step = prefill_tracking(decoder.as_mut(), &progress.history, &mut starts)?;
+            step = decoder.prefill(&progress.history)?;
         }
         let mut summary = progress.finish(
             earlier_patches + decoder.patches(),
@@ -306,21 +306,6 @@ impl<'a, B: Backend> Generator<'a, B> {
             .map(|(r, row)| row.finish(decoder.patches(r), decoder.global_steps(r)))
             .collect())
     }
-}
-
-/// Feeds `ids` to a fresh decoder, recording for each next position whether it opens a patch.
-fn prefill_tracking(
-    decoder: &mut (dyn StepDecoder + '_),
-    ids: &[u32],
-    starts: &mut Vec<bool>,
-) -> Result<Step> {
-    let mut last = None;
-    for &id in ids {
-        let step = decoder.push(id)?;
-        starts.push(step.next_starts_patch);
-        last = Some(step);
-    }
-    last.ok_or_else(|| ModelError::InvalidInput("the prompt is empty".into()))
 }
 
 /// Where a full context is cut: the latest position that opens a patch and keeps at least half

@@ -24,7 +24,7 @@ use crate::{
     config::{BltConfig, PatchingKind, Pooling},
     entropy::EntropyModel,
     error::{ModelError, Result},
-    io::initialize,
+    io::{initialize, io_err},
 };
 
 type Named = (String, Vec<f32>, Vec<usize>);
@@ -109,13 +109,14 @@ fn check_exportable(config: &BltConfig, has_entropy_model: bool) -> Result<()> {
     Ok(())
 }
 
+/// What every transformer stack's sub-config states.
 fn stack(
+    c: &BltConfig,
     hidden: usize,
     heads: usize,
     layers: usize,
     intermediate: usize,
     theta: f64,
-    eps: f64,
 ) -> serde_json::Map<String, Value> {
     let Value::Object(map) = json!({
         "hidden_size": hidden,
@@ -124,10 +125,11 @@ fn stack(
         "num_hidden_layers": layers,
         "intermediate_size": intermediate,
         "head_dim": hidden / heads,
-        "rms_norm_eps": eps,
+        "rms_norm_eps": c.norm_eps,
         "rope_parameters": { "rope_theta": theta, "rope_type": "default" },
         "hidden_act": "silu",
         "dropout": 0.0,
+        "max_position_embeddings": c.max_position_embeddings,
     }) else {
         unreachable!("a JSON object literal")
     };
@@ -137,40 +139,31 @@ fn stack(
 /// transformers' `config.json` for `config`.
 pub fn hf_config_json(config: &BltConfig, has_entropy_model: bool) -> Value {
     let c = config;
-    let mut local = stack(
-        c.hidden_size,
-        c.num_heads,
-        0,
-        c.intermediate_size,
-        c.rope_theta,
-        c.norm_eps,
-    );
-    local.insert("vocab_size".into(), json!(260));
-    local.insert("cross_attn_k".into(), json!(c.cross_attn_k));
-    local.insert("hidden_size_global".into(), json!(c.global_hidden_size));
-    local.insert("sliding_window".into(), json!(c.window_size));
-    local.insert(
-        "max_position_embeddings".into(),
-        json!(c.max_position_embeddings),
-    );
-    let mut encoder = local.clone();
-    encoder.insert("num_hidden_layers".into(), json!(c.encoder_layers));
-    encoder.insert("cross_attn_all_layers".into(), json!(false));
-    let mut decoder = local;
-    decoder.insert("num_hidden_layers".into(), json!(c.decoder_layers));
-    decoder.insert("intermediate_size".into(), json!(c.decoder_ffn()));
-    decoder.insert("cross_attn_all_layers".into(), json!(true));
-    let mut global = stack(
+    let local = |layers: usize, intermediate: usize, cross_attn_all_layers: bool| {
+        let mut map = stack(
+            c,
+            c.hidden_size,
+            c.num_heads,
+            layers,
+            intermediate,
+            c.rope_theta,
+        );
+        map.insert("vocab_size".into(), json!(260));
+        map.insert("cross_attn_k".into(), json!(c.cross_attn_k));
+        map.insert("hidden_size_global".into(), json!(c.global_hidden_size));
+        map.insert("sliding_window".into(), json!(c.window_size));
+        map.insert("cross_attn_all_layers".into(), json!(cross_attn_all_layers));
+        map
+    };
+    let encoder = local(c.encoder_layers, c.intermediate_size, false);
+    let decoder = local(c.decoder_layers, c.decoder_ffn(), true);
+    let global = stack(
+        c,
         c.global_hidden_size,
         c.global_num_heads,
         c.global_layers,
         c.global_intermediate_size,
         c.rope_theta,
-        c.norm_eps,
-    );
-    global.insert(
-        "max_position_embeddings".into(),
-        json!(c.max_position_embeddings),
     );
     let mut top = json!({
         "architectures": ["BltForCausalLM"],
@@ -202,19 +195,15 @@ pub fn hf_config_json(config: &BltConfig, has_entropy_model: bool) -> Value {
     });
     if has_entropy_model {
         let mut patcher = stack(
+            c,
             c.entropy_hidden_size,
             c.entropy_num_heads,
             c.entropy_model_layers,
             c.entropy_intermediate_size,
             c.entropy_rope_theta,
-            c.norm_eps,
         );
         patcher.insert("vocab_size".into(), json!(260));
         patcher.insert("sliding_window".into(), json!(c.entropy_context_size));
-        patcher.insert(
-            "max_position_embeddings".into(),
-            json!(c.max_position_embeddings),
-        );
         top["patcher_config"] = Value::Object(patcher);
     }
     top
@@ -240,18 +229,10 @@ pub fn export_hf<B: Backend>(
         initialize(entropy);
         names::patcher::<B>(&mut collector, &mut entropy.clone())?;
     }
-    let io = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ModelError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
     write_f32(&dir.join(SINGLE_FILE), &collector.tensors)?;
     let text = serde_json::to_string_pretty(&hf_config_json(config, entropy_model.is_some()))
         .expect("the config serialises");
     let path = dir.join(CONFIG_FILE);
-    std::fs::write(&path, text + "\n").map_err(io("writing", &path))
+    std::fs::write(&path, text + "\n").map_err(io_err("writing", &path))
 }

@@ -26,7 +26,7 @@ use crate::{
     blt::Blt,
     entropy::{EntropyModel, EntropyModelConfig},
     error::{ModelError, Result},
-    io::LoadedModel,
+    io::{LoadedModel, io_err},
 };
 
 /// transformers' config file name.
@@ -35,11 +35,7 @@ pub const CONFIG_FILE: &str = "config.json";
 /// Reads and translates `dir/config.json`.
 pub fn read_hf_config(dir: &Path) -> Result<(HfBltConfig, crate::BltConfig)> {
     let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
-        action: "reading",
-        path: path.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(&path).map_err(io_err("reading", &path))?;
     let hf = HfBltConfig::parse(&text)?;
     let config = hf.to_blt()?;
     Ok((hf, config))

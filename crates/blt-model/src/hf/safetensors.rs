@@ -16,7 +16,10 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::error::{ModelError, Result};
+use crate::{
+    error::{ModelError, Result},
+    io::io_err,
+};
 
 /// Single-file checkpoint name.
 pub const SINGLE_FILE: &str = "model.safetensors";
@@ -93,14 +96,6 @@ fn weights_err(path: &Path, message: impl Into<String>) -> ModelError {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
-    move |source| ModelError::Io {
-        action: "reading",
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 impl Checkpoint {
     /// Opens `dir/model.safetensors`, or the shards that `dir/model.safetensors.index.json`
     /// lists.
@@ -111,7 +106,7 @@ impl Checkpoint {
             struct Index {
                 weight_map: BTreeMap<String, String>,
             }
-            let text = std::fs::read_to_string(&index).map_err(io_err(&index))?;
+            let text = std::fs::read_to_string(&index).map_err(io_err("reading", &index))?;
             let parsed: Index = serde_json::from_str(&text)
                 .map_err(|e| weights_err(&index, format!("invalid index: {e}")))?;
             let names: BTreeSet<String> = parsed.weight_map.into_values().collect();
@@ -160,10 +155,11 @@ impl Checkpoint {
         let path = &self.files[entry.file];
         let count: usize = entry.shape.iter().product();
         let mut bytes = vec![0u8; count * entry.dtype.size()];
-        let mut file = File::open(path).map_err(io_err(path))?;
+        let mut file = File::open(path).map_err(io_err("reading", path))?;
         file.seek(SeekFrom::Start(entry.start))
-            .map_err(io_err(path))?;
-        file.read_exact(&mut bytes).map_err(io_err(path))?;
+            .map_err(io_err("reading", path))?;
+        file.read_exact(&mut bytes)
+            .map_err(io_err("reading", path))?;
         let values: Vec<f32> = match entry.dtype {
             Dtype::F32 => bytes
                 .chunks_exact(4)
@@ -209,8 +205,8 @@ impl Checkpoint {
 /// Parses one file's header into entries with absolute offsets, checking that every byte range
 /// lies in the file and matches its dtype and shape.
 fn read_header(path: &Path, file_index: usize) -> Result<Vec<(String, Entry)>> {
-    let mut file = File::open(path).map_err(io_err(path))?;
-    let file_len = file.metadata().map_err(io_err(path))?.len();
+    let mut file = File::open(path).map_err(io_err("reading", path))?;
+    let file_len = file.metadata().map_err(io_err("reading", path))?.len();
     let mut len_bytes = [0u8; 8];
     file.read_exact(&mut len_bytes)
         .map_err(|_| weights_err(path, "not a safetensors file (shorter than 8 bytes)"))?;
@@ -224,7 +220,8 @@ fn read_header(path: &Path, file_index: usize) -> Result<Vec<(String, Entry)>> {
         ));
     }
     let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header).map_err(io_err(path))?;
+    file.read_exact(&mut header)
+        .map_err(io_err("reading", path))?;
     let raw: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&header)
         .map_err(|e| weights_err(path, format!("invalid safetensors header: {e}")))?;
     let data_start = 8 + header_len;
@@ -314,17 +311,12 @@ pub fn write_f32(path: &Path, tensors: &[(String, Vec<f32>, Vec<usize>)]) -> Res
         }
     }
     let partial = path.with_extension("safetensors.partial");
-    let err = |source| ModelError::Io {
-        action: "writing",
-        path: path.to_path_buf(),
-        source,
-    };
     {
-        let mut file = File::create(&partial).map_err(err)?;
-        std::io::Write::write_all(&mut file, &out).map_err(err)?;
-        file.sync_all().map_err(err)?;
+        let mut file = File::create(&partial).map_err(io_err("writing", path))?;
+        std::io::Write::write_all(&mut file, &out).map_err(io_err("writing", path))?;
+        file.sync_all().map_err(io_err("writing", path))?;
     }
-    std::fs::rename(&partial, path).map_err(err)
+    std::fs::rename(&partial, path).map_err(io_err("writing", path))
 }
 
 #[cfg(test)]

@@ -62,10 +62,17 @@ fn max_logit_diff(ours: burn::tensor::Tensor<B, 3>, theirs: &Value) -> f32 {
                 .map(|x| x.as_f64().unwrap() as f32)
         })
         .collect();
-    assert_eq!(ours.len(), theirs.len());
-    ours.iter()
-        .zip(&theirs)
-        .map(|(a, b)| (a - b).abs())
+    max_diff(&ours, &theirs)
+}
+
+/// Largest absolute difference of two equally long slices; a NaN on either side counts as ∞
+/// (`f32::max` alone would skip it, and a NaN model would pass).
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .map(|d| if d.is_nan() { f32::INFINITY } else { d })
         .fold(0.0, f32::max)
 }
 
@@ -147,11 +154,7 @@ fn the_imported_patcher_gives_transformers_entropies_patches_and_logits() {
         .iter()
         .map(|x| x.as_f64().unwrap() as f32)
         .collect();
-    let worst = h
-        .iter()
-        .zip(&want_h)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let worst = max_diff(&h, &want_h);
     assert!(worst < 1e-4, "max |ΔH| = {worst}");
 
     let want = case(&expected, "patcher");
@@ -345,11 +348,7 @@ fn a_trained_model_round_trips_through_the_hugging_face_format() {
         .unwrap();
     // The same weights; only their memory layout (and so the products' summation order) may
     // differ after the transposes.
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max);
+    let diff = max_diff(&a, &b);
     assert!(diff < 1e-5, "max |Δlogit| = {diff}");
 
     // What transformers cannot compute is refused, not written.
