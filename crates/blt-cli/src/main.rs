@@ -1,6 +1,7 @@
 //! `blt-cli`: train, generate, evaluate and inspect Byte Latent Transformers.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod allocator;
 mod args;
 mod backend;
 mod commands;
@@ -10,13 +11,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Tensor buffers of tens of megabytes are allocated and freed on every op. glibc's malloc maps
-/// and unmaps each one, and the kernel zeroes every page again; mimalloc keeps and reuses them
-/// (docs/performance.md has the measurement).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
+    allocator::keep_freed_memory();
     // User errors are reported as one line; a panic would be a bug, but still must not dump a
     // backtrace on the user.
     std::panic::set_hook(Box::new(|info| {
@@ -26,7 +22,11 @@ fn main() -> ExitCode {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        eprintln!("error: internal error: {message} (please report this bug)");
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error{place}: {message} (please report this bug)");
     }));
     let cli = args::Cli::parse();
     output::init_tracing(&cli.global);

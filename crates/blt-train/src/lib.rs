@@ -25,6 +25,7 @@ mod error;
 pub mod loader;
 pub mod logs;
 pub mod metrics;
+pub mod optim;
 pub mod renderer;
 mod run;
 pub mod schedule;
@@ -43,6 +44,7 @@ pub use metrics::{
     AccuracyMetric, BitsPerByteMetric, BytesPerSecondMetric, ConfidenceMetric, LmOutput, LmStats,
     LossMetric, PatchLengthMetric, PerplexityMetric,
 };
+pub use optim::FusedAdamW;
 pub use renderer::{Dashboard, PlainRenderer, stdout_is_terminal};
 pub use run::{
     ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, RunSummary, SUMMARY_FILE, Stage, StopAfter, TrainOptions,

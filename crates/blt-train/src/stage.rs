@@ -12,7 +12,6 @@ use std::{
 use burn::{
     data::dataloader::DataLoader,
     module::AutodiffModule,
-    optim::AdamWConfig,
     record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder},
     tensor::backend::AutodiffBackend,
     train::{
@@ -39,6 +38,7 @@ use crate::{
         AccuracyMetric, BitsPerByteMetric, BytesPerSecondMetric, ConfidenceMetric, LmOutput,
         LossMetric, PatchLengthMetric, PerplexityMetric,
     },
+    optim::FusedAdamW,
     renderer::{Dashboard, PlainRenderer},
     schedule::WarmupCosineConfig,
     step::LossGuard,
@@ -193,12 +193,13 @@ where
     let t = settings.training;
     let epochs = t.epochs(settings.steps);
     let template = model.clone();
-    let optim = AdamWConfig::new()
-        .with_beta_1(t.beta_1 as f32)
-        .with_beta_2(t.beta_2 as f32)
-        .with_epsilon(t.epsilon as f32)
-        .with_weight_decay(t.weight_decay as f32)
-        .init::<B, M>();
+    let optim = FusedAdamW::new(
+        t.beta_1 as f32,
+        t.beta_2 as f32,
+        t.epsilon as f32,
+        t.weight_decay as f32,
+    )
+    .init::<B, M>();
     let schedule = WarmupCosineConfig::new(
         t.learning_rate,
         t.learning_rate * t.min_lr_ratio,

@@ -9,11 +9,11 @@ use blt_model::{
     Blt, BltConfig, DecodeMode, FlopsPerByte, GenerationConfig, Generator, ParameterCounts,
     SamplingConfig, masked_cross_entropy,
 };
-use blt_train::RunConfig;
+use blt_train::{FusedAdamW, RunConfig};
 use burn::{
     backend::Autodiff,
     module::AutodiffModule,
-    optim::{AdamWConfig, GradientsParams, Optimizer},
+    optim::{GradientsParams, Optimizer},
     tensor::backend::Backend,
 };
 use serde_json::{Value, json};
@@ -85,6 +85,83 @@ fn timed<F: FnMut() -> Result<usize>>(warmup: usize, reps: usize, mut f: F) -> R
     Ok((bytes as f64 / seconds, seconds))
 }
 
+/// Seconds of the timed training steps spent in the forward pass (batch and loss included), the
+/// backward pass and the optimizer step.
+#[derive(Debug, Default, serde::Serialize)]
+struct Phases {
+    forward: f64,
+    backward: f64,
+    optimizer: f64,
+}
+
+/// Times consecutive phases of one step; a no-op for warm-up steps.
+struct PhaseClock {
+    last: Option<Instant>,
+}
+
+impl PhaseClock {
+    fn start<B: Backend>(device: &B::Device, timed: bool) -> Result<Self> {
+        if timed {
+            B::sync(device)?;
+        }
+        Ok(Self {
+            last: timed.then(Instant::now),
+        })
+    }
+
+    /// Adds the time since the previous lap to `into`, once the device has finished its work.
+    fn lap<B: Backend>(&mut self, device: &B::Device, into: &mut f64) -> Result<()> {
+        if let Some(last) = self.last {
+            B::sync(device)?;
+            let now = Instant::now();
+            *into += (now - last).as_secs_f64();
+            self.last = Some(now);
+        }
+        Ok(())
+    }
+}
+
+/// Seconds of forward passes spent in each stage of the model (batch preparation excluded).
+#[derive(Debug, Default, serde::Serialize)]
+struct Stages {
+    embedding: f64,
+    local_encoder: f64,
+    pooling: f64,
+    global: f64,
+    local_decoder: f64,
+}
+
+impl Stages {
+    /// Runs `model`'s forward pass on `input` stage by stage, adding each stage's time.
+    fn time<B: Backend>(
+        &mut self,
+        model: &Blt<B>,
+        input: &blt_model::BltInput<B>,
+        device: &B::Device,
+    ) -> Result<()> {
+        let mut clock = PhaseClock::start::<B>(device, true)?;
+        let h = model
+            .embedding
+            .forward(input.ids.clone(), input.ngram_ids.clone());
+        clock.lap::<B>(device, &mut self.embedding)?;
+        let bytes = model.encoder.encode_bytes(h, input.local_mask.clone());
+        clock.lap::<B>(device, &mut self.local_encoder)?;
+        let patches = model.encoder.pool(bytes.clone(), &input.pooling);
+        clock.lap::<B>(device, &mut self.pooling)?;
+        let global = model.global.forward(patches, input.global_mask.clone());
+        clock.lap::<B>(device, &mut self.global)?;
+        let slots = model.decoder.patch_slots(global);
+        let logits = model.decoder.forward(
+            bytes,
+            slots,
+            input.decoder_patch_ids.clone(),
+            input.local_mask.clone(),
+        );
+        let _ = logits.into_data();
+        clock.lap::<B>(device, &mut self.local_decoder)
+    }
+}
+
 impl BackendTask for BenchTask {
     type Output = Value;
 
@@ -110,15 +187,25 @@ impl BackendTask for BenchTask {
         type AB<B> = Autodiff<B>;
         let mut model = Blt::<AB<B>>::new(config, &device)?;
         let params = ParameterCounts::of(&model, None);
-        let mut optim = AdamWConfig::new().init::<AB<B>, Blt<AB<B>>>();
+        // The optimizer training uses, with the peer's settings (torch's `AdamW` defaults).
+        let mut optim = FusedAdamW::new(0.9, 0.999, 1e-8, 0.01).init::<AB<B>, Blt<AB<B>>>();
+        // Seconds spent in each phase of the timed steps (the device is synced at each boundary,
+        // so asynchronous backends are charged to the phase that queued the work).
+        let mut phases = Phases::default();
+        let mut step = 0;
         let (train_bps, train_s) = timed(warmup, reps, || {
+            let mut clock = PhaseClock::start::<AB<B>>(&device, step >= warmup)?;
+            step += 1;
             let batch = batcher.try_batch::<AB<B>>(&batch_rows, &device)?;
             let n = batch.num_targets;
             let logits = model.forward(&batch.input).logits;
             let loss =
                 masked_cross_entropy(logits, batch.targets, batch.target_mask, n).mean_loss();
+            clock.lap::<AB<B>>(&device, &mut phases.forward)?;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
+            clock.lap::<AB<B>>(&device, &mut phases.backward)?;
             model = optim.step(1e-4, model.clone(), grads);
+            clock.lap::<AB<B>>(&device, &mut phases.optimizer)?;
             Ok(n)
         })?;
 
@@ -130,6 +217,12 @@ impl BackendTask for BenchTask {
             let _ = logits.into_data();
             Ok(batch.num_targets)
         })?;
+        // The same forward pass stage by stage, for the breakdown in docs/performance.md.
+        let mut stages = Stages::default();
+        let batch = batcher.try_batch::<B>(&batch_rows, &device)?;
+        for _ in 0..reps {
+            stages.time::<B>(&inference, &batch.input, &device)?;
+        }
 
         Ok(json!({
             "machine": machine(),
@@ -144,11 +237,13 @@ impl BackendTask for BenchTask {
                 "seconds": train_s,
                 "steps": reps,
                 "gflops_per_s": train_bps * flops.training() / 1e9,
+                "phase_seconds": phases,
             },
             "forward": {
                 "bytes_per_s": forward_bps,
                 "seconds": forward_s,
                 "gflops_per_s": forward_bps * flops.forward() / 1e9,
+                "stage_seconds": stages,
             },
         }))
     }

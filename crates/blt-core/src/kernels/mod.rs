@@ -1,5 +1,5 @@
 //! Fused ops with a fast path per backend and a generic fallback built from Burn ops:
-//! masked attention, linear layers, RMSNorm and the SwiGLU gate.
+//! masked attention, linear layers, RMSNorm, the SwiGLU gate and the AdamW update.
 //!
 //! With the `ndarray` feature, `NdArray` and `Autodiff<NdArray>` run our CPU kernels, forward
 //! and backward (attention without materialising `[batch, heads, tq, tk]` scores); every other
@@ -43,15 +43,18 @@ pub enum Kernel {
     /// The `gemm` crate's products inside the kernels above (off: `ndarray`'s
     /// `matrixmultiply`).
     Gemm,
+    /// AdamW's parameter and moment update.
+    AdamW,
 }
 
 impl Kernel {
-    const ALL: [Kernel; 5] = [
+    const ALL: [Kernel; 6] = [
         Kernel::Attention,
         Kernel::Linear,
         Kernel::RmsNorm,
         Kernel::SwiGlu,
         Kernel::Gemm,
+        Kernel::AdamW,
     ];
 
     fn name(self) -> &'static str {
@@ -61,12 +64,13 @@ impl Kernel {
             Kernel::RmsNorm => "rms_norm",
             Kernel::SwiGlu => "swiglu",
             Kernel::Gemm => "gemm",
+            Kernel::AdamW => "adamw",
         }
     }
 }
 
 /// Whether a kernel may run. The environment variable `BLT_KERNELS` lists the enabled ones
-/// (`attention,linear,rms_norm,swiglu,gemm`; other names are ignored), or says `off` (none) or `all`
+/// (`attention,linear,rms_norm,swiglu,gemm,adamw`; other names are ignored), or says `off` (none) or `all`
 /// (the default); the rest take the generic path. It exists for A/B measurements and for ruling
 /// a kernel out when results look wrong, and is read once per process.
 pub fn enabled(kernel: Kernel) -> bool {
@@ -191,6 +195,104 @@ pub(crate) fn composed_swiglu<B: Backend, const D: usize>(
     up: Tensor<B, D>,
 ) -> Tensor<B, D> {
     burn::tensor::activation::silu(gate) * up
+}
+
+/// One AdamW update: the hyper-parameters, the learning rate and the step number `time`
+/// (1 for the first update, which is what the bias corrections divide by).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWStep {
+    /// Learning rate of this step.
+    pub lr: f64,
+    /// Decay of the first moment.
+    pub beta_1: f32,
+    /// Decay of the second moment.
+    pub beta_2: f32,
+    /// Added to the root of the second moment.
+    pub epsilon: f32,
+    /// Decoupled weight decay (the parameter is scaled by `1 − lr·weight_decay`).
+    pub weight_decay: f32,
+    /// Steps taken, this one included (≥ 1).
+    pub time: usize,
+}
+
+/// AdamW's two moment estimates of one parameter.
+#[derive(Debug, Clone)]
+pub struct Moments<B: Backend, const D: usize> {
+    /// The first moment (mean of the gradients).
+    pub first: Tensor<B, D>,
+    /// The second moment (mean of the squared gradients).
+    pub second: Tensor<B, D>,
+}
+
+/// One AdamW step: the new parameter and moments from the parameter, its gradient and the
+/// moments before the step (`None` before the first). The arithmetic is Burn's `AdamW`
+/// (without AMSGrad or cautious decay), in its order: `m ← β₁m + (1−β₁)g`,
+/// `v ← β₂v + (1−β₂)g²`, `p ← p(1 − lr·λ) − lr·m̂/(√v̂ + ε)` with the bias-corrected `m̂`,
+/// `v̂`. On `NdArray` it is one pass that updates the moments (and the parameter, when nothing
+/// else holds it) in place; elsewhere it is composed from Burn ops.
+pub fn adamw<B: Backend, const D: usize>(
+    step: &AdamWStep,
+    param: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    moments: Option<Moments<B, D>>,
+) -> (Tensor<B, D>, Moments<B, D>) {
+    #[cfg(feature = "ndarray")]
+    if enabled(Kernel::AdamW) && ndarray::is_plain::<B>() {
+        // The inputs move into the kernel (a clone would share their buffers and rule out the
+        // in-place update), so everything it checks is checked here first.
+        let f32_of_shape =
+            |t: &Tensor<B, D>| t.dtype() == burn::tensor::DType::F32 && t.shape() == param.shape();
+        let takes = f32_of_shape(&param)
+            && f32_of_shape(&grad)
+            && moments
+                .as_ref()
+                .is_none_or(|m| f32_of_shape(&m.first) && f32_of_shape(&m.second));
+        if takes {
+            let prims = moments.map(|m| (ndarray::float(m.first), ndarray::float(m.second)));
+            let [p, first, second] =
+                ndarray::adamw_step::<B>(step, ndarray::float(param), ndarray::float(grad), prims)
+                    .expect("f32 NdArray inputs of one shape, checked above");
+            let moments = Moments {
+                first: ndarray::tensor(first),
+                second: ndarray::tensor(second),
+            };
+            return (ndarray::tensor(p), moments);
+        }
+    }
+    composed_adamw(step, param, grad, moments)
+}
+
+/// The generic form of [`adamw`], from Burn ops.
+pub(crate) fn composed_adamw<B: Backend, const D: usize>(
+    step: &AdamWStep,
+    param: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    moments: Option<Moments<B, D>>,
+) -> (Tensor<B, D>, Moments<B, D>) {
+    let (factor_1, factor_2) = (1.0 - step.beta_1, 1.0 - step.beta_2);
+    let moments = match moments {
+        Some(Moments { first, second }) => Moments {
+            first: first.mul_scalar(step.beta_1) + grad.clone().mul_scalar(factor_1),
+            second: second.mul_scalar(step.beta_2) + grad.square().mul_scalar(factor_2),
+        },
+        None => Moments {
+            first: grad.clone().mul_scalar(factor_1),
+            second: grad.square().mul_scalar(factor_2),
+        },
+    };
+    let time = step.time as i32;
+    let m_hat = moments
+        .first
+        .clone()
+        .div_scalar(1.0 - step.beta_1.powi(time));
+    let v_hat = moments
+        .second
+        .clone()
+        .div_scalar(1.0 - step.beta_2.powi(time));
+    let delta = m_hat / (v_hat.sqrt() + step.epsilon);
+    let decay = 1.0 - step.lr * step.weight_decay as f64;
+    let param = param.mul_scalar(decay) - delta.mul_scalar(step.lr);
+    (param, moments)
 }
 
 #[cfg(all(test, feature = "ndarray"))]

@@ -6,6 +6,7 @@
 //! the op becomes one node of the graph with its own backward step, so none of its
 //! intermediates is recorded op by op. Any other backend gets its inputs back untouched.
 
+mod adamw;
 mod attention;
 mod flash;
 mod linear;
@@ -68,6 +69,26 @@ fn cast<A: 'static, B: 'static>(value: A) -> B {
     *(Box::new(value) as Box<dyn Any>)
         .downcast::<B>()
         .expect("the caller checked that both types are the same")
+}
+
+/// Whether `B` is `NdArray` itself (not under `Autodiff`).
+pub(super) fn is_plain<B: Backend>() -> bool {
+    same::<B, NdArray>()
+}
+
+/// One AdamW step on `NdArray` primitives (see [`adamw::adamw`]); `None` for another backend
+/// or inputs the kernel does not take.
+pub(super) fn adamw_step<B: Backend>(
+    step: &super::AdamWStep,
+    param: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    moments: Option<(FloatTensor<B>, FloatTensor<B>)>,
+) -> Option<[FloatTensor<B>; 3]> {
+    if !is_plain::<B>() {
+        return None;
+    }
+    let moments = moments.map(|(m, v)| (cast(m), cast(v)));
+    adamw::adamw(step, cast(param), cast(grad), moments).map(|out| out.map(cast))
 }
 
 /// Whether `B` is a backend [`run`] handles.
