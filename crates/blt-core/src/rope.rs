@@ -12,6 +12,8 @@ use burn::{
     tensor::{Tensor, TensorData, backend::Backend},
 };
 
+use crate::kernels;
+
 /// Configuration of a [`Rope`].
 #[derive(Config, Debug)]
 pub struct RopeConfig {
@@ -126,11 +128,8 @@ impl<B: Backend> Rope<B> {
     pub fn apply_flat(&self, x: Tensor<B, 3>, rotated: usize, offset: usize) -> Tensor<B, 3> {
         let [_, t, features] = x.dims();
         self.check_flat(rotated, features, offset + t);
-        let table = |table: &Tensor<B, 2>, pass: f32| {
-            let rows = table.clone().narrow(0, offset, t).unsqueeze_dim(0);
-            flat_table(rows, rotated, features, pass)
-        };
-        rotate_flat(x, table(&self.cos, 1.0), table(&self.sin, 0.0))
+        let rows = |table: &Tensor<B, 2>| table.clone().narrow(0, offset, t).unsqueeze_dim(0);
+        rotate_flat_rows(x, rows(&self.cos), rows(&self.sin), rotated)
     }
 
     /// [`Rope::apply_flat`] with each batch row at its own position, as [`Rope::apply_at`].
@@ -152,10 +151,8 @@ impl<B: Backend> Rope<B> {
             return self.apply_flat(x, rotated, offset);
         }
         self.check_flat(rotated, features, end_of(positions, t));
-        let table = |table: &Tensor<B, 2>, pass: f32| {
-            flat_table(rows_at(table, positions, t), rotated, features, pass)
-        };
-        rotate_flat(x, table(&self.cos, 1.0), table(&self.sin, 0.0))
+        let rows = |table: &Tensor<B, 2>| rows_at(table, positions, t);
+        rotate_flat_rows(x, rows(&self.cos), rows(&self.sin), rotated)
     }
 
     fn check_flat(&self, rotated: usize, features: usize, end: usize) {
@@ -223,6 +220,34 @@ fn rows_at<B: Backend>(table: &Tensor<B, 2>, positions: &[usize], seq: usize) ->
     Tensor::cat(rows, 0)
 }
 
+/// Flat tokens `x: [batch, seq, features]` rotated with the table rows `cos`, `sin: [1 or batch,
+/// seq, head_dim]`: our kernel where one takes the inputs, else [`composed_flat`].
+fn rotate_flat_rows<B: Backend>(
+    x: Tensor<B, 3>,
+    cos: Tensor<B, 3>,
+    sin: Tensor<B, 3>,
+    rotated: usize,
+) -> Tensor<B, 3> {
+    match kernels::rope_flat(x.clone(), cos.clone(), sin.clone(), rotated) {
+        Some(out) => out,
+        None => composed_flat(x, cos, sin, rotated),
+    }
+}
+
+/// [`rotate_flat_rows`] from Burn ops: the tables tiled over the heads (ones and zeros for the
+/// features that pass through), then [`rotate_flat`].
+pub(crate) fn composed_flat<B: Backend>(
+    x: Tensor<B, 3>,
+    cos: Tensor<B, 3>,
+    sin: Tensor<B, 3>,
+    rotated: usize,
+) -> Tensor<B, 3> {
+    let features = x.dims()[2];
+    let cos = flat_table(cos, rotated, features, 1.0);
+    let sin = flat_table(sin, rotated, features, 0.0);
+    rotate_flat(x, cos, sin)
+}
+
 /// A per-head table `[n, seq, head_dim]` tiled over `rotated` features, then `pass` (1 for
 /// cosines, 0 for sines) for the features that are not rotated: `[n, seq, features]`.
 fn flat_table<B: Backend>(
@@ -236,7 +261,11 @@ fn flat_table<B: Backend>(
     if rotated == features {
         return tiled;
     }
-    let rest = Tensor::full([n, t, features - rotated], pass, &tiled.device());
+    let rest = Tensor::full(
+        [n, t, features - rotated],
+        pass,
+        (&tiled.device(), tiled.dtype()),
+    );
     Tensor::cat(vec![tiled, rest], 2)
 }
 
@@ -254,7 +283,10 @@ fn rotate_flat<B: Backend>(x: Tensor<B, 3>, cos: Tensor<B, 3>, sin: Tensor<B, 3>
         swap[(i + 1) * block + i] = -1.0; // out[i] = −x[i+1]
         swap[i * block + i + 1] = 1.0; // out[i+1] = x[i]
     }
-    let swap = Tensor::<B, 2>::from_data(TensorData::new(swap, [block, block]), &x.device());
+    let swap = Tensor::<B, 2>::from_data(
+        TensorData::new(swap, [block, block]).convert_dtype(x.dtype()),
+        (&x.device(), x.dtype()),
+    );
     let rotated = x
         .clone()
         .reshape([b * t * features / block, block])

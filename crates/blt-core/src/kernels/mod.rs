@@ -45,16 +45,19 @@ pub enum Kernel {
     Gemm,
     /// AdamW's parameter and moment update.
     AdamW,
+    /// Rotary position encoding of flat tokens.
+    Rope,
 }
 
 impl Kernel {
-    const ALL: [Kernel; 6] = [
+    const ALL: [Kernel; 7] = [
         Kernel::Attention,
         Kernel::Linear,
         Kernel::RmsNorm,
         Kernel::SwiGlu,
         Kernel::Gemm,
         Kernel::AdamW,
+        Kernel::Rope,
     ];
 
     fn name(self) -> &'static str {
@@ -65,12 +68,13 @@ impl Kernel {
             Kernel::SwiGlu => "swiglu",
             Kernel::Gemm => "gemm",
             Kernel::AdamW => "adamw",
+            Kernel::Rope => "rope",
         }
     }
 }
 
 /// Whether a kernel may run. The environment variable `BLT_KERNELS` lists the enabled ones
-/// (`attention,linear,rms_norm,swiglu,gemm,adamw`; other names are ignored), or says `off` (none) or `all`
+/// (`attention,linear,rms_norm,swiglu,gemm,adamw,rope`; other names are ignored), or says `off` (none) or `all`
 /// (the default); the rest take the generic path. It exists for A/B measurements and for ruling
 /// a kernel out when results look wrong, and is read once per process.
 pub fn enabled(kernel: Kernel) -> bool {
@@ -137,6 +141,28 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
         }
     }
     layer.forward(x)
+}
+
+/// Rotary encoding of flat tokens `x: [batch, seq, features]` with the tables' rows for them,
+/// `cos`, `sin: [1 or batch, seq, head_dim]`: the first `rotated` features are heads turned
+/// pair by pair, the rest pass through (see `Rope::apply_flat`). `None` when no kernel takes
+/// the inputs; the caller then composes Burn ops.
+pub(crate) fn rope_flat<B: Backend>(
+    x: Tensor<B, 3>,
+    cos: Tensor<B, 3>,
+    sin: Tensor<B, 3>,
+    rotated: usize,
+) -> Option<Tensor<B, 3>> {
+    #[cfg(feature = "ndarray")]
+    {
+        let inputs = [x, cos, sin].map(ndarray::float);
+        fast(Kernel::Rope, &ndarray::RopeOp { rotated }, inputs)
+    }
+    #[cfg(not(feature = "ndarray"))]
+    {
+        let _ = (x, cos, sin, rotated);
+        None
+    }
 }
 
 /// The generic form: Burn's attention op, mask broadcast over the heads.

@@ -23,7 +23,7 @@ use burn::{
 
 use super::{
     AdamWStep, AttentionInputs, Moments, adamw, attention, composed_adamw, composed_attention,
-    composed_rms_norm, composed_swiglu, linear, rms_norm, swiglu,
+    composed_rms_norm, composed_swiglu, linear, rms_norm, rope_flat, swiglu,
 };
 use crate::mask::{Span, local_causal_mask_at};
 
@@ -468,5 +468,31 @@ fn adamw_matches_the_composition() {
                 assert!(err < 1e-6, "{}: {err:e} from the {against}", names[i]);
             }
         }
+    }
+}
+
+/// Rotary tables for `x: [batch, seq, 40]`: heads of 8, the first 32 features rotated and 8
+/// passing through; arbitrary values (the kernel must not assume the pairs share an angle).
+fn rope_case<B: Backend>(fused: bool, x: Tensor<B, 3>, rows: usize) -> Tensor<B, 3> {
+    let [_, seq, _] = x.dims();
+    let cos = tensor::<B, 3>(&data(&[rows, seq, 8], 21, 1.0));
+    let sin = tensor::<B, 3>(&data(&[rows, seq, 8], 22, 1.0));
+    if fused {
+        rope_flat(x, cos, sin, 32).expect("the kernel takes f32 NdArray tokens")
+    } else {
+        crate::rope::composed_flat(x, cos, sin, 32)
+    }
+}
+
+#[test]
+fn rope_matches_the_composition() {
+    let x = data(&[3, 11, 40], 20, 2.0);
+    // One table row per position (a shared offset) and one per batch row (per-row positions).
+    for rows in [1, 3] {
+        let want = run::<Reference, 3, 1>([&x], |[x]| rope_case(false, x, rows));
+        let kernel = run::<Fast<NoCheckpointing>, 3, 1>([&x], |[x]| rope_case(true, x, rows));
+        check("kernel", kernel, &want, KERNEL_TOLERANCE);
+        let composed = run::<Fast<NoCheckpointing>, 3, 1>([&x], |[x]| rope_case(false, x, rows));
+        check("composition", composed, &want, COMPOSITION_TOLERANCE);
     }
 }

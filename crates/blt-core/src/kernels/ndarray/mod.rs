@@ -12,6 +12,7 @@ mod flash;
 mod linear;
 mod matmul;
 mod rms_norm;
+mod rope;
 mod swiglu;
 
 use std::{
@@ -39,6 +40,7 @@ use ndarray::{ArcArray, Dimension, IxDyn};
 pub(super) use attention::AttentionOp;
 pub(super) use linear::LinearOp;
 pub(super) use rms_norm::RmsNormOp;
+pub(super) use rope::RopeOp;
 pub(super) use swiglu::SwiGluOp;
 
 type AutodiffTensor = FloatTensor<Autodiff<NdArray>>;
