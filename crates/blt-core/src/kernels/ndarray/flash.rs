@@ -14,7 +14,10 @@
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Slice};
 use rayon::prelude::*;
 
-use super::matmul::{Threads, gemm_into};
+use super::{
+    matmul::{Threads, gemm_into},
+    simd,
+};
 
 /// Query rows per block: 64 rows × 1,024 keys of f32 scores is 256 KiB, which stays in L2.
 const BLOCK: usize = 64;
@@ -240,23 +243,23 @@ fn forward_head(
         let qb = q.slice_axis(Axis(0), Slice::from(i0..i0 + rows));
         let kb = k.slice_axis(Axis(0), Slice::from(lo..lo + width));
         gemm(heads.scale, &qb, &kb.t(), 0.0, &mut p);
-        for r in 0..rows {
-            let mut row = p.row_mut(r);
-            let row = row.as_slice_mut().expect("scratch rows are contiguous");
-            let mut max = f32::NEG_INFINITY;
-            if !block.for_row(r, row, f32::NEG_INFINITY, |x| max = max.max(*x)) {
-                row.fill(0.0);
-                continue;
+        simd::vectorized(|| {
+            for r in 0..rows {
+                let mut row = p.row_mut(r);
+                let row = row.as_slice_mut().expect("scratch rows are contiguous");
+                let mut max = f32::NEG_INFINITY;
+                if !block.for_row(r, row, f32::NEG_INFINITY, |x| max = max.max(*x)) {
+                    row.fill(0.0);
+                    continue;
+                }
+                // Hidden keys hold −∞, whose exponential is exactly 0.
+                row.iter_mut().for_each(|x| *x = simd::exp(*x - max));
+                let sum: f32 = row.iter().sum();
+                let inv = 1.0 / sum;
+                row.iter_mut().for_each(|x| *x *= inv);
+                lse[i0 + r] = max + sum.ln();
             }
-            let mut sum = 0.0f32;
-            for x in row.iter_mut() {
-                *x = (*x - max).exp();
-                sum += *x;
-            }
-            let inv = 1.0 / sum;
-            row.iter_mut().for_each(|x| *x *= inv);
-            lse[i0 + r] = max + sum.ln();
-        }
+        });
         let vb = v.slice_axis(Axis(0), Slice::from(lo..lo + width));
         let mut ob = out.slice_axis_mut(Axis(0), Slice::from(i0..i0 + rows));
         gemm(1.0, &p.view(), &vb, 0.0, &mut ob);
@@ -328,16 +331,18 @@ fn backward_head(
         let gb = grad.slice_axis(Axis(0), Slice::from(i0..i0 + rows));
         // P = exp(scale · q·kᵀ − lse), zero where hidden.
         gemm(heads.scale, &qb, &kb.t(), 0.0, &mut p);
-        for r in 0..rows {
-            let l = lse[i0 + r];
-            let mut row = p.row_mut(r);
-            let row = row.as_slice_mut().expect("scratch rows are contiguous");
-            if l == f32::NEG_INFINITY {
-                row.fill(0.0);
-                continue;
+        simd::vectorized(|| {
+            for r in 0..rows {
+                let l = lse[i0 + r];
+                let mut row = p.row_mut(r);
+                let row = row.as_slice_mut().expect("scratch rows are contiguous");
+                if l == f32::NEG_INFINITY {
+                    row.fill(0.0);
+                    continue;
+                }
+                block.for_row(r, row, 0.0, |x| *x = simd::exp(*x - l));
             }
-            block.for_row(r, row, 0.0, |x| *x = (*x - l).exp());
-        }
+        });
         // dV += Pᵀ·dO; dP = dO·Vᵀ; dS = P ∘ (dP − δ).
         gemm(
             1.0,

@@ -13,6 +13,7 @@ mod linear;
 mod matmul;
 mod rms_norm;
 mod rope;
+mod simd;
 mod swiglu;
 
 use std::{

@@ -7,7 +7,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use super::{HostOp, f32_array, primitive, standard};
+use super::{HostOp, f32_array, primitive, simd, standard};
 
 /// Elements per parallel task.
 const CHUNK: usize = 16 * 1024;
@@ -23,8 +23,9 @@ pub(in crate::kernels) struct SwiGluState {
     up: ArcArray<f32, IxDyn>,
 }
 
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + simd::exp(-x))
 }
 
 impl HostOp<2> for SwiGluOp {
@@ -41,9 +42,11 @@ impl HostOp<2> for SwiGluOp {
         out.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
             .for_each(|(out, (g, u))| {
-                for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
-                    *o = g * sigmoid(g) * u;
-                }
+                simd::vectorized(|| {
+                    for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
+                        *o = g * sigmoid(g) * u;
+                    }
+                });
             });
         let out = ArcArray::from_shape_vec(IxDyn(gate.shape()), out).ok()?;
         Some((primitive(out), SwiGluState { gate, up }))
@@ -71,11 +74,13 @@ impl HostOp<2> for SwiGluOp {
                     .zip(dy.par_chunks(CHUNK)),
             )
             .for_each(|((dg, du), ((g, u), dy))| {
-                for j in 0..g.len() {
-                    let s = sigmoid(g[j]);
-                    du[j] = dy[j] * g[j] * s;
-                    dg[j] = dy[j] * u[j] * s * (1.0 + g[j] * (1.0 - s));
-                }
+                simd::vectorized(|| {
+                    for j in 0..g.len() {
+                        let s = sigmoid(g[j]);
+                        du[j] = dy[j] * g[j] * s;
+                        dg[j] = dy[j] * u[j] * s * (1.0 + g[j] * (1.0 - s));
+                    }
+                });
             });
         let shape = IxDyn(state.gate.shape());
         let wrap = |v: Vec<f32>| {
