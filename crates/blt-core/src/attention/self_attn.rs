@@ -16,7 +16,7 @@ use super::{
 use crate::{
     error::CoreError,
     init::{fan_in_std, linear_no_bias},
-    kernels::linear,
+    kernels::{self, linear},
     mask::{Span, local_causal_mask_at},
     rope::{Rope, RopeConfig},
 };
@@ -159,7 +159,18 @@ impl<B: Backend> SelfAttention<B> {
     /// - mask: `[batch, seq, seq]`, `true` = masked (see [`crate::mask::local_causal_mask`])
     /// - output: `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 3, Bool>) -> Tensor<B, 3> {
-        let (q, k, v) = self.project(x, RopeAt::Offset(0));
+        let qkv = self.rotated_qkv(x, RopeAt::Offset(0));
+        // Our kernel splits and merges the heads itself (not for differential layers, nor with
+        // attention dropout in training, which only the composition applies).
+        let kernel_fits = self.differential.is_none()
+            && (self.dropout.prob == 0.0 || !B::ad_enabled(&qkv.device()));
+        if kernel_fits
+            && let Some(merged) =
+                kernels::qkv_attention(qkv.clone(), Some(mask.clone()), self.num_heads)
+        {
+            return linear(&self.output, merged);
+        }
+        let (q, k, v) = self.split_heads(qkv);
         self.attend(q, k, v, mask)
     }
 
@@ -244,16 +255,26 @@ impl<B: Backend> SelfAttention<B> {
         x: Tensor<B, 3>,
         at: RopeAt<'_>,
     ) -> (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) {
-        let [batch, seq, _] = x.dims();
+        self.split_heads(self.rotated_qkv(x, at))
+    }
+
+    /// The fused projection `[batch, seq, 3·heads·head_dim]` with queries and keys rotated.
+    fn rotated_qkv(&self, x: Tensor<B, 3>, at: RopeAt<'_>) -> Tensor<B, 3> {
         let (h, dh) = (self.num_heads, self.head_dim);
         // Rotate queries and keys while they are still contiguous `[q | k | v]` rows: the same
         // values as rotating each head after the split, several times cheaper on NdArray.
         // Differential layers rotate each half-head, which tiles the same way.
         let qkv = linear(&self.qkv, x);
-        let qkv = match at {
+        match at {
             RopeAt::Offset(offset) => self.rope.apply_flat(qkv, 2 * h * dh, offset),
             RopeAt::Rows(positions) => self.rope.apply_flat_at(qkv, 2 * h * dh, positions),
-        };
+        }
+    }
+
+    /// Queries, keys and values in attention layout from the fused projection.
+    fn split_heads(&self, qkv: Tensor<B, 3>) -> (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) {
+        let [batch, seq, _] = qkv.dims();
+        let (h, dh) = (self.num_heads, self.head_dim);
         let qkv = qkv.reshape([batch, seq, 3 * h, dh]).swap_dims(1, 2);
         let q = qkv.clone().narrow(1, 0, h);
         let k = qkv.clone().narrow(1, h, h);

@@ -127,6 +127,33 @@ pub(crate) fn attention<B: Backend>(inputs: AttentionInputs<B>) -> Tensor<B, 4> 
     composed_attention(inputs)
 }
 
+/// Self-attention over a fused projection `qkv: [batch, seq, 3·heads·head_dim]` (queries, keys
+/// and values side by side, each `heads` heads) with an optional mask `[batch or 1, seq, seq]`:
+/// the heads' outputs merged, `[batch, seq, heads·head_dim]`, the same as splitting the heads,
+/// calling [`attention`] and merging them. `None` when no kernel takes the inputs; the caller
+/// then splits the heads itself.
+pub(crate) fn qkv_attention<B: Backend>(
+    qkv: Tensor<B, 3>,
+    mask: Option<Tensor<B, 3, Bool>>,
+    heads: usize,
+) -> Option<Tensor<B, 3>> {
+    #[cfg(feature = "ndarray")]
+    if enabled(Kernel::Attention) && ndarray::handles::<B>() {
+        let mask = match mask {
+            None => None,
+            Some(m) => Some(
+                ndarray::bool_array(m)?
+                    .into_dimensionality::<::ndarray::Ix3>()
+                    .ok()?,
+            ),
+        };
+        let op = ndarray::QkvAttentionOp { mask, heads };
+        return fast(Kernel::Attention, &op, [ndarray::float(qkv)]);
+    }
+    let _ = (qkv, mask, heads);
+    None
+}
+
 /// `x·W (+ b)` for `x: [..., d_in]`: the same as [`Linear::forward`], as one 2-D product with
 /// its own backward pass on NdArray.
 pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {

@@ -23,7 +23,7 @@ use burn::{
 
 use super::{
     AdamWStep, AttentionInputs, Moments, adamw, attention, composed_adamw, composed_attention,
-    composed_rms_norm, composed_swiglu, linear, rms_norm, rope_flat, swiglu,
+    composed_rms_norm, composed_swiglu, linear, qkv_attention, rms_norm, rope_flat, swiglu,
 };
 use crate::mask::{Span, local_causal_mask_at};
 
@@ -495,4 +495,45 @@ fn rope_matches_the_composition() {
         let composed = run::<Fast<NoCheckpointing>, 3, 1>([&x], |[x]| rope_case(false, x, rows));
         check("composition", composed, &want, COMPOSITION_TOLERANCE);
     }
+}
+
+/// Attention over a fused projection `[batch, seq, 3·heads·dh]`: the kernel, or the heads split
+/// off, attended by the composition and merged again.
+fn qkv_case<B: Backend>(
+    fused: bool,
+    qkv: Tensor<B, 3>,
+    mask: &[bool],
+    heads: usize,
+) -> Tensor<B, 3> {
+    let [batch, seq, features] = qkv.dims();
+    let dh = features / (3 * heads);
+    let mask = Tensor::<B, 3, Bool>::from_data(
+        TensorData::new(mask.to_vec(), [batch, seq, seq]),
+        &Default::default(),
+    );
+    if fused {
+        return qkv_attention(qkv, Some(mask), heads).expect("the kernel takes f32 NdArray");
+    }
+    let split = qkv.reshape([batch, seq, 3 * heads, dh]).swap_dims(1, 2);
+    let part = |i: usize| split.clone().narrow(1, i * heads, heads);
+    let inputs = AttentionInputs {
+        q: part(0),
+        k: part(1),
+        v: part(2),
+        mask: Some(mask),
+    };
+    composed_attention(inputs)
+        .swap_dims(1, 2)
+        .reshape([batch, seq, heads * dh])
+}
+
+#[test]
+fn qkv_attention_matches_split_heads() {
+    let (batch, seq, heads, dh) = (2, 70, 3, 8);
+    let qkv = data(&[batch, seq, 3 * heads * dh], 30, 1.5);
+    // A causal window with documents: rows that see one key, rows that see many.
+    let mask = block_causal(batch, seq, 24, true);
+    let want = run::<Reference, 3, 1>([&qkv], |[x]| qkv_case(false, x, &mask, heads));
+    let kernel = run::<Fast<NoCheckpointing>, 3, 1>([&qkv], |[x]| qkv_case(true, x, &mask, heads));
+    check("kernel", kernel, &want, KERNEL_TOLERANCE);
 }

@@ -122,3 +122,129 @@ impl HostOp<3> for AttentionOp {
         [keep(0, g.dq), keep(1, g.dk), keep(2, g.dv)]
     }
 }
+
+/// Self-attention over a fused projection: the input is `[batch, seq, 3·heads·head_dim]`
+/// (queries, keys, values side by side, each `heads` heads of `head_dim`), the output the heads
+/// merged, `[batch, seq, heads·head_dim]`. The split into heads and the merge happen here, so
+/// the backward pass returns one gradient for the projection instead of Burn's three
+/// zero-filled slices summed and its axis swaps.
+#[derive(Debug, Clone)]
+pub(in crate::kernels) struct QkvAttentionOp {
+    pub mask: Option<ArcArray<bool, Ix3>>,
+    pub heads: usize,
+}
+
+/// What the fused op's backward pass reads.
+#[derive(Debug, Clone)]
+pub(in crate::kernels) struct QkvAttentionState {
+    inner: AttentionState,
+    seq: usize,
+}
+
+/// `[b, t, 3, h, d]` part `part` as `[b·h, t, d]` in standard layout.
+fn split_part(qkv: &ndarray::ArrayView5<'_, f32>, part: usize) -> Float3 {
+    let (b, t, _, h, d) = qkv.dim();
+    let part = qkv
+        .index_axis(ndarray::Axis(2), part)
+        .permuted_axes([0, 2, 1, 3]);
+    part.as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((b * h, t, d))
+        .expect("the element count is unchanged")
+        .into_shared()
+}
+
+/// `[b·h, t, d]` heads as `[b, t, h, d]` rows of merged heads (a view).
+fn merged_view(a: &Float3, batch: usize) -> ndarray::ArrayView4<'_, f32> {
+    let (n, t, d) = a.dim();
+    a.view()
+        .into_shape_with_order((batch, n / batch, t, d))
+        .expect("the element count is unchanged")
+        .permuted_axes([0, 2, 1, 3])
+}
+
+impl HostOp<1> for QkvAttentionOp {
+    type State = QkvAttentionState;
+
+    fn forward(&self, [qkv]: [NdArrayTensor; 1]) -> Option<(NdArrayTensor, QkvAttentionState)> {
+        let qkv = standard(f32_array(qkv)?.into_dimensionality::<Ix3>().ok()?);
+        let (batch, seq, features) = qkv.dim();
+        let h = self.heads;
+        if h == 0 || features == 0 || !features.is_multiple_of(3 * h) {
+            return None;
+        }
+        let d = features / (3 * h);
+        if let Some(m) = &self.mask {
+            let (rows, mq, mk) = m.dim();
+            if (rows != 1 && rows != batch) || mq != seq || mk != seq {
+                return None;
+            }
+        }
+        let parts = qkv
+            .view()
+            .into_shape_with_order((batch, seq, 3, h, d))
+            .ok()?;
+        let inputs = Folded {
+            q: split_part(&parts, 0),
+            k: split_part(&parts, 1),
+            v: split_part(&parts, 2),
+            mask: self.mask.clone(),
+            batch,
+            heads: h,
+            scale: (1.0 / (d as f64).sqrt()) as f32,
+        };
+        let forward = flash::forward(&inputs.view());
+        let out = forward.out.into_shared();
+        let merged = merged_view(&out, batch)
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order(IxDyn(&[batch, seq, h * d]))
+            .ok()?;
+        let inner = AttentionState {
+            inputs,
+            lse: forward.lse.into_shared(),
+        };
+        Some((
+            primitive(merged.into_shared()),
+            QkvAttentionState { inner, seq },
+        ))
+    }
+
+    fn backward(
+        state: QkvAttentionState,
+        grad: NdArrayTensor,
+        [need_qkv]: [bool; 1],
+    ) -> [Option<NdArrayTensor>; 1] {
+        if !need_qkv {
+            return [None];
+        }
+        let inputs = &state.inner.inputs;
+        let (batch, h, seq) = (inputs.batch, inputs.heads, state.seq);
+        let d = inputs.q.dim().2;
+        let grad = standard(f32_array(grad).expect("the output gradient is f32"));
+        let grad = grad
+            .view()
+            .into_shape_with_order((batch, seq, h, d))
+            .expect("the gradient has the output's shape")
+            .permuted_axes([0, 2, 1, 3])
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((batch * h, seq, d))
+            .expect("the element count is unchanged");
+        let saved = Saved {
+            lse: state.inner.lse.view(),
+            grad: grad.view(),
+        };
+        let g = flash::backward(&inputs.view(), &saved);
+        let mut dqkv = ndarray::Array5::<f32>::zeros((batch, seq, 3, h, d));
+        for (part, g) in [g.dq, g.dk, g.dv].into_iter().enumerate() {
+            let g = g.into_shared();
+            dqkv.index_axis_mut(ndarray::Axis(2), part)
+                .assign(&merged_view(&g, batch));
+        }
+        let dqkv = dqkv
+            .into_shape_with_order(IxDyn(&[batch, seq, 3 * h * d]))
+            .expect("the element count is unchanged");
+        [Some(primitive(dqkv.into_shared()))]
+    }
+}

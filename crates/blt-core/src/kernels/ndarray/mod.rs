@@ -38,7 +38,7 @@ use burn::{
 use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, Dimension, IxDyn};
 
-pub(super) use attention::AttentionOp;
+pub(super) use attention::{AttentionOp, QkvAttentionOp};
 pub(super) use linear::LinearOp;
 pub(super) use rms_norm::RmsNormOp;
 pub(super) use rope::RopeOp;

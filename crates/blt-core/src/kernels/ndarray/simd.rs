@@ -12,7 +12,7 @@ pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 
-/// `eˣ` to within 2 ulp for `x` in `[−87.3, 88.3]`; 0 below that range (where `eˣ` is
+/// `eˣ` to within 2.5·2⁻²³ relative error (tested against f64) for `x` in `[−87.3, 88.3]`; 0 below that range (where `eˣ` is
 /// subnormal; `exp(−∞) = 0` is what masked softmax entries need), `e^88.3` above it, NaN for
 /// NaN. Branch-free, so loops over it vectorise.
 #[inline(always)]
@@ -52,7 +52,7 @@ mod tests {
 
     /// Relative error against f64's `exp` over the range, the edges, and the special values.
     #[test]
-    fn exp_is_within_two_ulp_of_f64() {
+    fn exp_is_within_f32_rounding_of_f64() {
         let mut xs: Vec<f32> = (0..200_001)
             .map(|i| -87.3 + i as f32 * (175.6 / 200_000.0))
             .collect();
