@@ -44,10 +44,10 @@ mod tests {
     use super::*;
 
     /// The current value of a mimalloc option.
-    fn option(option: mi_option_t) -> i64 {
+    fn option(option: mi_option_t) -> std::ffi::c_long {
         // SAFETY: reads an integer from mimalloc's option table; any option number in range is
         // valid.
-        i64::from(unsafe { mi_option_get(option) })
+        unsafe { mi_option_get(option) }
     }
 
     /// The option numbers are mimalloc's enum positions: if a libmimalloc-sys upgrade moves
