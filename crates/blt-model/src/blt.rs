@@ -25,6 +25,43 @@ pub struct BltOutput<B: Backend> {
     pub logits: Tensor<B, 3>,
 }
 
+/// A stage of [`Blt::forward`], as [`Blt::forward_observed`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardStage {
+    /// Byte and hash n-gram embeddings.
+    Embedding,
+    /// The local encoder's layers over bytes.
+    LocalEncoder,
+    /// Pooling bytes into patches.
+    Pooling,
+    /// The global transformer over patches.
+    Global,
+    /// The local decoder and the output head.
+    LocalDecoder,
+}
+
+impl ForwardStage {
+    /// Every stage, in the order the forward pass runs them.
+    pub const ALL: [ForwardStage; 5] = [
+        ForwardStage::Embedding,
+        ForwardStage::LocalEncoder,
+        ForwardStage::Pooling,
+        ForwardStage::Global,
+        ForwardStage::LocalDecoder,
+    ];
+
+    /// A snake-case name (`embedding`, `local_encoder`, `pooling`, `global`, `local_decoder`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardStage::Embedding => "embedding",
+            ForwardStage::LocalEncoder => "local_encoder",
+            ForwardStage::Pooling => "pooling",
+            ForwardStage::Global => "global",
+            ForwardStage::LocalDecoder => "local_decoder",
+        }
+    }
+}
+
 /// A Byte Latent Transformer. Build it with [`Blt::new`].
 #[derive(Module, Debug)]
 pub struct Blt<B: Backend> {
@@ -64,13 +101,27 @@ impl<B: Backend> Blt<B> {
     /// - input: see [`BltInput`]
     /// - output: logits `[batch, seq, 260]`
     pub fn forward(&self, input: &BltInput<B>) -> BltOutput<B> {
+        self.forward_observed(input, |_| {})
+    }
+
+    /// [`Blt::forward`], calling `done` with each stage as soon as its ops are issued, in the
+    /// order of [`ForwardStage::ALL`]. A profiler syncs the device and reads a clock there.
+    pub fn forward_observed(
+        &self,
+        input: &BltInput<B>,
+        mut done: impl FnMut(ForwardStage),
+    ) -> BltOutput<B> {
         let h = self.embedding_dropout.forward(
             self.embedding
                 .forward(input.ids.clone(), input.ngram_ids.clone()),
         );
+        done(ForwardStage::Embedding);
         let bytes = self.encoder.encode_bytes(h, input.local_mask.clone());
+        done(ForwardStage::LocalEncoder);
         let patches = self.encoder.pool(bytes.clone(), &input.pooling);
+        done(ForwardStage::Pooling);
         let global = self.global.forward(patches, input.global_mask.clone());
+        done(ForwardStage::Global);
         let slots = self.decoder.patch_slots(global);
         let logits = self.decoder.forward(
             bytes,
@@ -78,6 +129,7 @@ impl<B: Backend> Blt<B> {
             input.decoder_patch_ids.clone(),
             input.local_mask.clone(),
         );
+        done(ForwardStage::LocalDecoder);
         BltOutput { logits }
     }
 

@@ -23,7 +23,7 @@ mod loss;
 mod seed;
 mod stats;
 
-pub use blt::{Blt, BltOutput};
+pub use blt::{Blt, BltOutput, ForwardStage};
 pub use config::{BltConfig, PatchingKind, Pooling};
 pub use decoder::LocalDecoder;
 pub use embedding::ByteEmbedding;

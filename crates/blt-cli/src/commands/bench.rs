@@ -6,8 +6,8 @@ use std::{path::PathBuf, time::Instant};
 use anyhow::{Context, Result};
 use blt_data::{BltBatcher, Row};
 use blt_model::{
-    Blt, BltConfig, DecodeMode, FlopsPerByte, GenerationConfig, Generator, ParameterCounts,
-    SamplingConfig, masked_cross_entropy,
+    Blt, BltConfig, DecodeMode, FlopsPerByte, ForwardStage, GenerationConfig, Generator,
+    ParameterCounts, SamplingConfig, masked_cross_entropy,
 };
 use blt_train::{FusedAdamW, RunConfig};
 use burn::{
@@ -121,44 +121,39 @@ impl PhaseClock {
     }
 }
 
-/// Seconds of forward passes spent in each stage of the model (batch preparation excluded).
-#[derive(Debug, Default, serde::Serialize)]
-struct Stages {
-    embedding: f64,
-    local_encoder: f64,
-    pooling: f64,
-    global: f64,
-    local_decoder: f64,
-}
+/// Seconds of forward passes spent in each stage of the model (batch preparation excluded),
+/// indexed like [`ForwardStage::ALL`].
+#[derive(Debug, Default)]
+struct Stages([f64; ForwardStage::ALL.len()]);
 
 impl Stages {
-    /// Runs `model`'s forward pass on `input` stage by stage, adding each stage's time.
+    /// Runs `model`'s forward pass on `input`, adding each stage's time.
     fn time<B: Backend>(
         &mut self,
         model: &Blt<B>,
         input: &blt_model::BltInput<B>,
         device: &B::Device,
     ) -> Result<()> {
-        let mut clock = PhaseClock::start::<B>(device, true)?;
-        let h = model
-            .embedding
-            .forward(input.ids.clone(), input.ngram_ids.clone());
-        clock.lap::<B>(device, &mut self.embedding)?;
-        let bytes = model.encoder.encode_bytes(h, input.local_mask.clone());
-        clock.lap::<B>(device, &mut self.local_encoder)?;
-        let patches = model.encoder.pool(bytes.clone(), &input.pooling);
-        clock.lap::<B>(device, &mut self.pooling)?;
-        let global = model.global.forward(patches, input.global_mask.clone());
-        clock.lap::<B>(device, &mut self.global)?;
-        let slots = model.decoder.patch_slots(global);
-        let logits = model.decoder.forward(
-            bytes,
-            slots,
-            input.decoder_patch_ids.clone(),
-            input.local_mask.clone(),
-        );
-        let _ = logits.into_data();
-        clock.lap::<B>(device, &mut self.local_decoder)
+        B::sync(device)?;
+        let mut last = Instant::now();
+        let mut failed = None;
+        let _ = model.forward_observed(input, |stage| {
+            if let Err(err) = B::sync(device) {
+                failed.get_or_insert(err);
+            }
+            let now = Instant::now();
+            self.0[stage as usize] += (now - last).as_secs_f64();
+            last = now;
+        });
+        failed.map_or(Ok(()), |err| Err(err.into()))
+    }
+
+    fn json(&self) -> Value {
+        ForwardStage::ALL
+            .iter()
+            .map(|&stage| (stage.name().to_string(), json!(self.0[stage as usize])))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     }
 }
 
@@ -243,7 +238,7 @@ impl BackendTask for BenchTask {
                 "bytes_per_s": forward_bps,
                 "seconds": forward_s,
                 "gflops_per_s": forward_bps * flops.forward() / 1e9,
-                "stage_seconds": stages,
+                "stage_seconds": stages.json(),
             },
         }))
     }
