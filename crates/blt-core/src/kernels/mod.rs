@@ -1,5 +1,6 @@
 //! Fused ops with a fast path per backend and a generic fallback built from Burn ops:
-//! masked attention, linear layers, RMSNorm, the SwiGLU gate and the AdamW update.
+//! masked attention (also straight from a fused qkv projection), linear layers, RMSNorm, the
+//! SwiGLU gate, rotary encoding and the AdamW update.
 //!
 //! With the `ndarray` feature, `NdArray` and `Autodiff<NdArray>` run our CPU kernels, forward
 //! and backward (attention without materialising `[batch, heads, tq, tk]` scores); every other
@@ -74,8 +75,8 @@ impl Kernel {
 }
 
 /// Whether a kernel may run. The environment variable `BLT_KERNELS` lists the enabled ones
-/// (`attention,linear,rms_norm,swiglu,gemm,adamw,rope`; other names are ignored), or says `off` (none) or `all`
-/// (the default); the rest take the generic path. It exists for A/B measurements and for ruling
+/// (`attention,linear,rms_norm,swiglu,gemm,adamw,rope`; other names are ignored), or says
+/// `off` (none) or `all` (the default); the rest take the generic path. It exists for A/B measurements and for ruling
 /// a kernel out when results look wrong, and is read once per process.
 pub fn enabled(kernel: Kernel) -> bool {
     static ENABLED: std::sync::OnceLock<Vec<Kernel>> = std::sync::OnceLock::new();

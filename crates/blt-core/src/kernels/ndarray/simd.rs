@@ -12,9 +12,9 @@ pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 
-/// `eˣ` to within 2.5·2⁻²³ relative error (tested against f64) for `x` in `[−87.3, 88.3]`; 0 below that range (where `eˣ` is
-/// subnormal; `exp(−∞) = 0` is what masked softmax entries need), `e^88.3` above it, NaN for
-/// NaN. Branch-free, so loops over it vectorise.
+/// `eˣ` to within 2.5·2⁻²³ relative error (tested against f64) for `x` in `[−87.3, 88.3]`;
+/// 0 below that range (where `eˣ` is subnormal; `exp(−∞) = 0` is what masked softmax entries
+/// need), `e^88.3` above it, NaN for NaN. Branch-free, so loops over it vectorise.
 #[inline(always)]
 pub(super) fn exp(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
