@@ -134,13 +134,6 @@ pub(in crate::kernels) struct QkvAttentionOp {
     pub heads: usize,
 }
 
-/// What the fused op's backward pass reads.
-#[derive(Debug, Clone)]
-pub(in crate::kernels) struct QkvAttentionState {
-    inner: AttentionState,
-    seq: usize,
-}
-
 /// `[b, t, 3, h, d]` part `part` as `[b·h, t, d]` in standard layout.
 fn split_part(qkv: &ndarray::ArrayView5<'_, f32>, part: usize) -> Float3 {
     let (b, t, _, h, d) = qkv.dim();
@@ -164,9 +157,9 @@ fn merged_view(a: &Float3, batch: usize) -> ndarray::ArrayView4<'_, f32> {
 }
 
 impl HostOp<1> for QkvAttentionOp {
-    type State = QkvAttentionState;
+    type State = AttentionState;
 
-    fn forward(&self, [qkv]: [NdArrayTensor; 1]) -> Option<(NdArrayTensor, QkvAttentionState)> {
+    fn forward(&self, [qkv]: [NdArrayTensor; 1]) -> Option<(NdArrayTensor, AttentionState)> {
         let qkv = standard(f32_array(qkv)?.into_dimensionality::<Ix3>().ok()?);
         let (batch, seq, features) = qkv.dim();
         let h = self.heads;
@@ -200,27 +193,24 @@ impl HostOp<1> for QkvAttentionOp {
             .into_owned()
             .into_shape_with_order(IxDyn(&[batch, seq, h * d]))
             .ok()?;
-        let inner = AttentionState {
+        let state = AttentionState {
             inputs,
             lse: forward.lse.into_shared(),
         };
-        Some((
-            primitive(merged.into_shared()),
-            QkvAttentionState { inner, seq },
-        ))
+        Some((primitive(merged.into_shared()), state))
     }
 
     fn backward(
-        state: QkvAttentionState,
+        state: AttentionState,
         grad: NdArrayTensor,
         [need_qkv]: [bool; 1],
     ) -> [Option<NdArrayTensor>; 1] {
         if !need_qkv {
             return [None];
         }
-        let inputs = &state.inner.inputs;
-        let (batch, h, seq) = (inputs.batch, inputs.heads, state.seq);
-        let d = inputs.q.dim().2;
+        let inputs = &state.inputs;
+        let (batch, h) = (inputs.batch, inputs.heads);
+        let (_, seq, d) = inputs.q.dim();
         let grad = standard(f32_array(grad).expect("the output gradient is f32"));
         let grad = grad
             .view()
@@ -232,7 +222,7 @@ impl HostOp<1> for QkvAttentionOp {
             .into_shape_with_order((batch * h, seq, d))
             .expect("the element count is unchanged");
         let saved = Saved {
-            lse: state.inner.lse.view(),
+            lse: state.lse.view(),
             grad: grad.view(),
         };
         let g = flash::backward(&inputs.view(), &saved);
