@@ -214,6 +214,9 @@ pub struct GenerateArgs {
     /// recent half and going on.
     #[arg(long)]
     pub no_context_shift: bool,
+    /// Never end the text with EOS: generate until --max-bytes, --stop or an interruption.
+    #[arg(long)]
+    pub ignore_eos: bool,
     /// Recompute the whole prefix for every byte (slow; for comparison).
     #[arg(long)]
     pub no_cache: bool,

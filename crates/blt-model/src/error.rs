@@ -49,6 +49,9 @@ pub enum ModelError {
     /// An input does not fit the model (too long, empty, wrong shape).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The model produced logits that cannot be sampled from (NaN, +inf, or all -inf).
+    #[error("the model produced non-finite logits ({0}); its weights are corrupt or diverged")]
+    NonFiniteLogits(String),
     /// Patching the input failed.
     #[error(transparent)]
     Patching(#[from] blt_patching::PatchingError),

@@ -210,6 +210,7 @@ pub fn run(global: &GlobalArgs, args: GenerateArgs) -> Result<()> {
         top_p: args.top_p,
         repetition_penalty: args.repetition_penalty,
         seed: global.seed.unwrap_or(0),
+        ignore_eos: args.ignore_eos,
     };
     sampling.validate()?;
     let generation = GenerationConfig {

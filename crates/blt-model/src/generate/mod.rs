@@ -224,7 +224,7 @@ impl<'a, B: Backend> Generator<'a, B> {
         let mut step = decoder.prefill(&progress.history)?;
         let (mut earlier_patches, mut earlier_steps, mut shifts) = (0, 0, 0);
         loop {
-            if let Some(id) = progress.advance(&step, &mut on_byte) {
+            if let Some(id) = progress.advance(&step, &mut on_byte)? {
                 step = decoder.push(id)?;
                 continue;
             }
@@ -286,15 +286,15 @@ impl<'a, B: Backend> Generator<'a, B> {
             steps = decoder.push(&ids)?;
         }
         loop {
-            let ids: Vec<Option<u32>> = rows
+            let ids = rows
                 .iter_mut()
                 .zip(&steps)
                 .enumerate()
-                .map(|(r, (row, step))| {
-                    step.as_ref()
-                        .and_then(|step| row.advance(step, |byte| on_byte(r, byte)))
+                .map(|(r, (row, step))| match step {
+                    Some(step) => row.advance(step, |byte| on_byte(r, byte)),
+                    None => Ok(None),
                 })
-                .collect();
+                .collect::<Result<Vec<Option<u32>>>>()?;
             if ids.iter().all(Option::is_none) {
                 break;
             }
@@ -366,23 +366,23 @@ impl<'c> Progress<'c> {
     }
 
     /// Samples the next byte from `step` and reports it; returns the id to feed back, or
-    /// `None` once the sequence has stopped (the reason is kept).
+    /// `None` once the sequence has stopped (the reason is kept). Fails on non-finite logits.
     fn advance(
         &mut self,
         step: &Step,
         mut on_byte: impl FnMut(&GeneratedByte) -> bool,
-    ) -> Option<u32> {
+    ) -> Result<Option<u32>> {
         if self.stop.is_some() {
-            return None;
+            return Ok(None);
         }
         if let Some(stop) = self.limit() {
             self.stop = Some(stop);
-            return None;
+            return Ok(None);
         }
-        let id = self.sampler.sample(&step.logits, &self.history);
+        let id = self.sampler.sample(&step.logits, &self.history)?;
         if id == EOS_ID {
             self.stop = Some(StopReason::EndOfText);
-            return None;
+            return Ok(None);
         }
         let byte = id_to_byte(id).expect("the sampler only returns bytes or EOS");
         let generated = GeneratedByte {
@@ -403,7 +403,7 @@ impl<'c> Progress<'c> {
         } else {
             self.limit()
         };
-        self.stop.is_none().then_some(id)
+        Ok(self.stop.is_none().then_some(id))
     }
 
     /// The byte limit or the context limit, if reached.

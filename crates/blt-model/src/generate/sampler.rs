@@ -1,5 +1,7 @@
 //! Next-byte sampling: temperature, top-k, top-p (nucleus), repetition penalty, seeded.
-//! Special ids other than EOS (PAD/BOE, BOS, reserved) are never produced.
+//! Special ids other than EOS (PAD/BOE, BOS, reserved) are never produced, and EOS is not
+//! either under [`SamplingConfig::ignore_eos`]. Logits that are NaN or +inf, or that leave no
+//! finite candidate, are an error rather than a silent pick.
 
 use blt_patching::{BYTE_OFFSET, EOS_ID};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -21,6 +23,10 @@ pub struct SamplingConfig {
     pub repetition_penalty: f32,
     /// Seed of the random generator. Default: 0.
     pub seed: u64,
+    /// Never produce EOS, so that generation runs until `max_bytes`, a stop sequence or an
+    /// interruption (llama.cpp's `--ignore-eos`). Default: off.
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplingConfig {
@@ -31,6 +37,7 @@ impl Default for SamplingConfig {
             top_p: None,
             repetition_penalty: 1.0,
             seed: 0,
+            ignore_eos: false,
         }
     }
 }
@@ -94,13 +101,19 @@ impl Sampler {
     }
 
     /// Picks an id from `logits` (`[260]`), given the ids seen so far (for the penalty).
-    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+    ///
+    /// Fails with [`ModelError::NonFiniteLogits`] when a candidate's logit is NaN or +inf, or
+    /// when every candidate is -inf: a model in that state has diverged or its weights are
+    /// corrupt, and no pick would mean anything.
+    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<u32> {
         let mut scores: Vec<f32> = logits.to_vec();
         for (id, s) in scores.iter_mut().enumerate() {
-            if (id as u32) < BYTE_OFFSET && id as u32 != EOS_ID {
+            let id = id as u32;
+            if (id < BYTE_OFFSET && id != EOS_ID) || (id == EOS_ID && self.config.ignore_eos) {
                 *s = f32::NEG_INFINITY;
             }
         }
+        check_finite(&scores)?;
         if self.config.repetition_penalty > 1.0 {
             let mut seen = [false; 260];
             for &id in history {
@@ -117,7 +130,7 @@ impl Sampler {
             }
         }
         if self.config.temperature == 0.0 {
-            return argmax(&scores);
+            return Ok(argmax(&scores));
         }
         let mut order: Vec<usize> = (0..scores.len())
             .filter(|&i| scores[i].is_finite())
@@ -150,11 +163,29 @@ impl Sampler {
         for (&id, p) in order.iter().zip(&probs) {
             draw -= p;
             if draw <= 0.0 {
-                return id as u32;
+                return Ok(id as u32);
             }
         }
-        *order.last().expect("at least one candidate") as u32
+        Ok(order.last().map_or(EOS_ID, |&id| id as u32))
     }
+}
+
+/// Fails unless every score is finite or -inf (a banned id) and at least one is finite.
+fn check_finite(scores: &[f32]) -> Result<()> {
+    let nan = scores.iter().filter(|s| s.is_nan()).count();
+    let inf = scores.iter().filter(|s| **s == f32::INFINITY).count();
+    if nan > 0 || inf > 0 {
+        return Err(ModelError::NonFiniteLogits(format!(
+            "{nan} NaN and {inf} +inf among {} logits",
+            scores.len()
+        )));
+    }
+    if !scores.iter().any(|s| s.is_finite()) {
+        return Err(ModelError::NonFiniteLogits(
+            "every allowed id has a logit of -inf".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Index of the largest finite value (the first on ties).
@@ -183,9 +214,9 @@ mod tests {
     #[test]
     fn greedy_picks_argmax_and_never_special_ids() {
         let mut s = Sampler::new(SamplingConfig::greedy()).unwrap();
-        assert_eq!(s.sample(&logits_with(&[(70, 5.0)]), &[]), 70);
+        assert_eq!(s.sample(&logits_with(&[(70, 5.0)]), &[]).unwrap(), 70);
         // BOS has the largest logit but is never produced; EOS may be.
-        assert_eq!(s.sample(&logits_with(&[(1, 9.0), (2, 8.0)]), &[]), 2);
+        assert_eq!(s.sample(&logits_with(&[(1, 9.0), (2, 8.0)]), &[]).unwrap(), 2);
     }
 
     #[test]
@@ -196,7 +227,7 @@ mod tests {
             ..Default::default()
         };
         let mut s = Sampler::new(cfg).unwrap();
-        assert_eq!(s.sample(&logits_with(&[(100, 3.0)]), &[]), 100);
+        assert_eq!(s.sample(&logits_with(&[(100, 3.0)]), &[]).unwrap(), 100);
         let cfg = SamplingConfig {
             temperature: 1.0,
             seed: 9,
@@ -205,7 +236,7 @@ mod tests {
         let draws = |cfg: &SamplingConfig| {
             let mut s = Sampler::new(cfg.clone()).unwrap();
             (0..50)
-                .map(|_| s.sample(&logits_with(&[]), &[]))
+                .map(|_| s.sample(&logits_with(&[]), &[]).unwrap())
                 .collect::<Vec<_>>()
         };
         assert_eq!(draws(&cfg), draws(&cfg));
@@ -225,14 +256,56 @@ mod tests {
         };
         let mut s = Sampler::new(cfg).unwrap();
         for _ in 0..20 {
-            assert_eq!(s.sample(&logits_with(&[(50, 20.0), (51, 0.5)]), &[]), 50);
+            assert_eq!(s.sample(&logits_with(&[(50, 20.0), (51, 0.5)]), &[]).unwrap(), 50);
         }
         let cfg = SamplingConfig {
             repetition_penalty: 10.0,
             ..SamplingConfig::greedy()
         };
         let mut s = Sampler::new(cfg).unwrap();
-        assert_eq!(s.sample(&logits_with(&[(50, 4.0), (51, 3.0)]), &[50]), 51);
+        assert_eq!(s.sample(&logits_with(&[(50, 4.0), (51, 3.0)]), &[50]).unwrap(), 51);
+    }
+
+    #[test]
+    fn ignore_eos_bans_eos_even_when_it_dominates() {
+        let peaked = logits_with(&[(2, 30.0), (90, 1.0)]);
+        let mut s = Sampler::new(SamplingConfig::greedy()).unwrap();
+        assert_eq!(s.sample(&peaked, &[]).unwrap(), EOS_ID);
+        for temperature in [0.0, 1.0] {
+            let mut s = Sampler::new(SamplingConfig {
+                temperature,
+                ignore_eos: true,
+                ..Default::default()
+            })
+            .unwrap();
+            for _ in 0..50 {
+                let id = s.sample(&peaked, &[]).unwrap();
+                assert!(id >= BYTE_OFFSET, "temperature {temperature}: {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn non_finite_logits_are_an_error_not_a_pick() {
+        for temperature in [0.0, 0.8] {
+            let mut s = Sampler::new(SamplingConfig {
+                temperature,
+                top_k: Some(3),
+                ..Default::default()
+            })
+            .unwrap();
+            let all_nan = vec![f32::NAN; 260];
+            let one_nan = logits_with(&[(70, f32::NAN)]);
+            let one_inf = logits_with(&[(71, f32::INFINITY)]);
+            let all_neg_inf = vec![f32::NEG_INFINITY; 260];
+            for bad in [all_nan, one_nan, one_inf, all_neg_inf] {
+                let err = s.sample(&bad, &[]).unwrap_err();
+                assert!(matches!(err, ModelError::NonFiniteLogits(_)), "{err}");
+            }
+            // -inf on a special id the sampler bans anyway is fine.
+            let ok = logits_with(&[(0, f32::NEG_INFINITY), (80, 2.0)]);
+            assert!(s.sample(&ok, &[]).unwrap() >= BYTE_OFFSET);
+        }
     }
 
     #[test]
