@@ -216,7 +216,10 @@ mod tests {
         let mut s = Sampler::new(SamplingConfig::greedy()).unwrap();
         assert_eq!(s.sample(&logits_with(&[(70, 5.0)]), &[]).unwrap(), 70);
         // BOS has the largest logit but is never produced; EOS may be.
-        assert_eq!(s.sample(&logits_with(&[(1, 9.0), (2, 8.0)]), &[]).unwrap(), 2);
+        assert_eq!(
+            s.sample(&logits_with(&[(1, 9.0), (2, 8.0)]), &[]).unwrap(),
+            2
+        );
     }
 
     #[test]
@@ -256,14 +259,22 @@ mod tests {
         };
         let mut s = Sampler::new(cfg).unwrap();
         for _ in 0..20 {
-            assert_eq!(s.sample(&logits_with(&[(50, 20.0), (51, 0.5)]), &[]).unwrap(), 50);
+            assert_eq!(
+                s.sample(&logits_with(&[(50, 20.0), (51, 0.5)]), &[])
+                    .unwrap(),
+                50
+            );
         }
         let cfg = SamplingConfig {
             repetition_penalty: 10.0,
             ..SamplingConfig::greedy()
         };
         let mut s = Sampler::new(cfg).unwrap();
-        assert_eq!(s.sample(&logits_with(&[(50, 4.0), (51, 3.0)]), &[50]).unwrap(), 51);
+        assert_eq!(
+            s.sample(&logits_with(&[(50, 4.0), (51, 3.0)]), &[50])
+                .unwrap(),
+            51
+        );
     }
 
     #[test]

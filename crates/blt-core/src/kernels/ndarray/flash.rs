@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use super::{
     matmul::{Threads, gemm_into},
-    simd,
+    simd::{self, Simd, WithSimd},
 };
 
 /// Query rows per block: 64 rows × 1,024 keys of f32 scores is 256 KiB, which stays in L2.
@@ -160,31 +160,104 @@ struct Block<'a> {
 }
 
 impl Block<'_> {
-    /// Sets the hidden entries of row `r` (block columns) to `fill` and maps the visible ones
-    /// through `f`; returns whether any key is visible.
-    fn for_row(&self, r: usize, row: &mut [f32], fill: f32, mut f: impl FnMut(&mut f32)) -> bool {
+    /// Zeroes row `r`'s block columns outside its key span and sets the hidden keys inside it
+    /// (masks with gaps) to −∞; returns the span `a..b` in block columns, or `None` (row
+    /// untouched) when the row sees no key.
+    #[inline(always)]
+    fn hide(&self, r: usize, row: &mut [f32]) -> Option<(usize, usize)> {
         let span = self.ranges[r];
         if span.start >= span.end {
-            row.fill(fill);
-            return false;
+            return None;
         }
         let (a, b) = (span.start - self.lo, span.end - self.lo);
-        row[..a].fill(fill);
-        row[b..].fill(fill);
-        match self.mask.filter(|_| !span.dense) {
-            None => row[a..b].iter_mut().for_each(f),
-            Some(mask) => {
-                let hidden = mask.row(self.i0 + r);
-                for (j, x) in row[a..b].iter_mut().enumerate() {
-                    if hidden[span.start + j] {
-                        *x = fill;
-                    } else {
-                        f(x);
-                    }
+        row[..a].fill(0.0);
+        row[b..].fill(0.0);
+        if let Some(mask) = self.mask.filter(|_| !span.dense) {
+            let hidden = mask.row(self.i0 + r);
+            for (j, x) in row[a..b].iter_mut().enumerate() {
+                if hidden[span.start + j] {
+                    *x = f32::NEG_INFINITY;
                 }
             }
         }
-        true
+        Some((a, b))
+    }
+}
+
+/// Turns a block's scaled scores (`[rows, width]`, row-major) into probabilities in place and
+/// writes each row's log-sum-exp; rows that see no key become zeros with a log-sum-exp of −∞.
+struct SoftmaxRows<'s, 'b> {
+    block: &'s Block<'b>,
+    scores: &'s mut [f32],
+    lse: &'s mut [f32],
+}
+
+impl WithSimd for SoftmaxRows<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let rows = self.scores.chunks_exact_mut(self.block.width);
+        for (r, (row, lse)) in rows.zip(self.lse.iter_mut()).enumerate() {
+            let Some((a, b)) = self.block.hide(r, row) else {
+                row.fill(0.0);
+                *lse = f32::NEG_INFINITY;
+                continue;
+            };
+            // Hidden keys hold −∞, whose exponential is exactly 0.
+            let visible = &mut row[a..b];
+            let max = simd::max(visible);
+            let sum = simd::exp_shifted_sum(visible, max);
+            simd::scale(visible, 1.0 / sum);
+            *lse = max + sum.ln();
+        }
+    }
+}
+
+/// The backward pass's probabilities: `exp(score − lse)` on visible keys, 0 elsewhere.
+struct Probabilities<'s, 'b> {
+    block: &'s Block<'b>,
+    scores: &'s mut [f32],
+    lse: &'s [f32],
+}
+
+impl WithSimd for Probabilities<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let rows = self.scores.chunks_exact_mut(self.block.width);
+        for (r, (row, &lse)) in rows.zip(self.lse).enumerate() {
+            match self.block.hide(r, row) {
+                Some((a, b)) if lse != f32::NEG_INFINITY => {
+                    simd::exp_shifted_sum(&mut row[a..b], lse);
+                }
+                _ => row.fill(0.0),
+            }
+        }
+    }
+}
+
+/// The softmax backward step in place: `dP ← P ∘ (dP − δ)` with `δ = Σⱼ Pⱼ·dPⱼ` per row (the
+/// block spans every visible key, and hidden ones have `P = 0`).
+struct ScoreGradients<'s> {
+    width: usize,
+    probs: &'s [f32],
+    grads: &'s mut [f32],
+}
+
+impl WithSimd for ScoreGradients<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let rows = self.grads.chunks_exact_mut(self.width);
+        for (g, p) in rows.zip(self.probs.chunks_exact(self.width)) {
+            let delta = simd::dot(p, g);
+            g.iter_mut()
+                .zip(p)
+                .for_each(|(g, &p)| *g = p * (*g - delta));
+        }
     }
 }
 
@@ -238,31 +311,22 @@ fn forward_head(
     for block in blocks(ranges, mask_row(heads, head)).flatten() {
         let (i0, rows, lo, width) = (block.i0, block.rows, block.lo, block.width);
         scratch.resize(rows * width, 0.0);
-        let mut p = ArrayViewMut2::from_shape((rows, width), &mut scratch[..rows * width])
-            .expect("scratch holds rows × width");
+        let scores = &mut scratch[..rows * width];
         let qb = q.slice_axis(Axis(0), Slice::from(i0..i0 + rows));
         let kb = k.slice_axis(Axis(0), Slice::from(lo..lo + width));
+        let mut p = ArrayViewMut2::from_shape((rows, width), &mut *scores)
+            .expect("scratch holds rows × width");
         gemm(heads.scale, &qb, &kb.t(), 0.0, &mut p);
-        simd::vectorized(|| {
-            for r in 0..rows {
-                let mut row = p.row_mut(r);
-                let row = row.as_slice_mut().expect("scratch rows are contiguous");
-                let mut max = f32::NEG_INFINITY;
-                if !block.for_row(r, row, f32::NEG_INFINITY, |x| max = max.max(*x)) {
-                    row.fill(0.0);
-                    continue;
-                }
-                // Hidden keys hold −∞, whose exponential is exactly 0.
-                row.iter_mut().for_each(|x| *x = simd::exp(*x - max));
-                let sum: f32 = row.iter().sum();
-                let inv = 1.0 / sum;
-                row.iter_mut().for_each(|x| *x *= inv);
-                lse[i0 + r] = max + sum.ln();
-            }
+        simd::dispatch(SoftmaxRows {
+            block: &block,
+            scores,
+            lse: &mut lse[i0..i0 + rows],
         });
+        let p = ArrayView2::from_shape((rows, width), &scratch[..rows * width])
+            .expect("scratch holds rows × width");
         let vb = v.slice_axis(Axis(0), Slice::from(lo..lo + width));
         let mut ob = out.slice_axis_mut(Axis(0), Slice::from(i0..i0 + rows));
-        gemm(1.0, &p.view(), &vb, 0.0, &mut ob);
+        gemm(1.0, &p, &vb, 0.0, &mut ob);
     }
     (out, lse)
 }
@@ -312,7 +376,7 @@ fn backward_head(
     let k = heads.k.index_axis(Axis(0), head);
     let v = heads.v.index_axis(Axis(0), head);
     let grad = saved.grad.index_axis(Axis(0), head);
-    let lse = saved.lse.row(head);
+    let lse = saved.lse.row(head).to_vec();
     let mut dq = Array2::<f32>::zeros(q.raw_dim());
     let mut dk = Array2::<f32>::zeros(k.raw_dim());
     let mut dv = Array2::<f32>::zeros(v.raw_dim());
@@ -331,17 +395,10 @@ fn backward_head(
         let gb = grad.slice_axis(Axis(0), Slice::from(i0..i0 + rows));
         // P = exp(scale · q·kᵀ − lse), zero where hidden.
         gemm(heads.scale, &qb, &kb.t(), 0.0, &mut p);
-        simd::vectorized(|| {
-            for r in 0..rows {
-                let l = lse[i0 + r];
-                let mut row = p.row_mut(r);
-                let row = row.as_slice_mut().expect("scratch rows are contiguous");
-                if l == f32::NEG_INFINITY {
-                    row.fill(0.0);
-                    continue;
-                }
-                block.for_row(r, row, 0.0, |x| *x = simd::exp(*x - l));
-            }
+        simd::dispatch(Probabilities {
+            block: &block,
+            scores: p.as_slice_mut().expect("scratch is contiguous"),
+            lse: &lse[i0..i0 + rows],
         });
         // dV += Pᵀ·dO; dP = dO·Vᵀ; dS = P ∘ (dP − δ).
         gemm(
@@ -352,15 +409,11 @@ fn backward_head(
             &mut dv.slice_axis_mut(Axis(0), Slice::from(lo..lo + width)),
         );
         gemm(1.0, &gb, &vb.t(), 0.0, &mut dp);
-        // δ_i = Σ_j P_ij · dP_ij over the whole row (the block spans every visible key).
-        for r in 0..rows {
-            let pr = p.row(r);
-            let mut dr = dp.row_mut(r);
-            let delta: f32 = pr.iter().zip(dr.iter()).map(|(p, g)| p * g).sum();
-            dr.iter_mut()
-                .zip(pr.iter())
-                .for_each(|(g, &pv)| *g = pv * (*g - delta));
-        }
+        simd::dispatch(ScoreGradients {
+            width,
+            probs: p.as_slice().expect("scratch is contiguous"),
+            grads: dp.as_slice_mut().expect("scratch is contiguous"),
+        });
         // dQ = scale · dS·K; dK += scale · dSᵀ·Q.
         gemm(
             heads.scale,

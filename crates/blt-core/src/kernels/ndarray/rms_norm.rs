@@ -6,7 +6,11 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, Ix1, IxDyn};
 use rayon::prelude::*;
 
-use super::{HostOp, f32_array, primitive, standard};
+use super::{
+    HostOp, f32_array, primitive,
+    simd::{self, Simd, WithSimd},
+    standard,
+};
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 64;
@@ -23,6 +27,61 @@ pub(in crate::kernels) struct RmsNormState {
     x: ArcArray<f32, IxDyn>,
     gamma: ArcArray<f32, Ix1>,
     inv_rms: ArcArray<f32, Ix1>,
+}
+
+/// The forward pass over a run of whole rows: `out = x · r · γ` with `r = 1 / rms(x)`.
+struct ForwardRows<'a> {
+    x: &'a [f32],
+    gamma: &'a [f32],
+    eps: f32,
+    out: &'a mut [f32],
+    inv_rms: &'a mut [f32],
+}
+
+impl WithSimd for ForwardRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let d = self.gamma.len();
+        let rows = self.out.chunks_exact_mut(d).zip(self.x.chunks_exact(d));
+        for ((o, x), r) in rows.zip(self.inv_rms.iter_mut()) {
+            *r = 1.0 / (simd::dot(x, x) / d as f32 + self.eps).sqrt();
+            for ((o, &v), &g) in o.iter_mut().zip(x).zip(self.gamma) {
+                *o = v * *r * g;
+            }
+        }
+    }
+}
+
+/// The input gradient over a run of whole rows: `dx = r · (γ∘dy − x · r² · mean(γ∘dy∘x))`.
+struct InputGradientRows<'a> {
+    x: &'a [f32],
+    grad: &'a [f32],
+    gamma: &'a [f32],
+    inv_rms: &'a [f32],
+    dx: &'a mut [f32],
+}
+
+impl WithSimd for InputGradientRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let d = self.gamma.len();
+        let rows = self.dx.chunks_exact_mut(d).zip(self.x.chunks_exact(d));
+        for (((dx, x), dy), &r) in rows.zip(self.grad.chunks_exact(d)).zip(self.inv_rms) {
+            // Σ γ∘dy∘x, with γ∘dy formed in dx first.
+            dx.iter_mut()
+                .zip(dy)
+                .zip(self.gamma)
+                .for_each(|((o, &y), &g)| *o = g * y);
+            let c = r * r * simd::dot(dx, x) / d as f32;
+            dx.iter_mut()
+                .zip(x)
+                .for_each(|(o, &x)| *o = r * (*o - x * c));
+        }
+    }
 }
 
 impl HostOp<2> for RmsNormOp {
@@ -44,14 +103,14 @@ impl HostOp<2> for RmsNormOp {
         out.par_chunks_mut(ROWS_PER_TASK * d)
             .zip(inv_rms.par_chunks_mut(ROWS_PER_TASK))
             .zip(xs.par_chunks(ROWS_PER_TASK * d))
-            .for_each(|((out, inv), xs)| {
-                for ((o, r), x) in out.chunks_mut(d).zip(inv.iter_mut()).zip(xs.chunks(d)) {
-                    let mean = x.iter().map(|v| v * v).sum::<f32>() / d as f32;
-                    *r = 1.0 / (mean + eps).sqrt();
-                    for ((o, &v), &gv) in o.iter_mut().zip(x).zip(g) {
-                        *o = v * *r * gv;
-                    }
-                }
+            .for_each(|((out, inv_rms), x)| {
+                simd::dispatch(ForwardRows {
+                    x,
+                    gamma: g,
+                    eps,
+                    out,
+                    inv_rms,
+                });
             });
         let out = ArcArray::from_shape_vec(IxDyn(x.shape()), out).ok()?;
         let state = RmsNormState {
@@ -76,21 +135,19 @@ impl HostOp<2> for RmsNormOp {
         let inv = state.inv_rms.as_slice().expect("standard layout");
         let d = g.len();
         let dx = need_x.then(|| {
-            // dx = r · (γ∘dy − x · r² · mean(γ∘dy∘x)).
             let mut dx = vec![0.0f32; xs.len()];
             dx.par_chunks_mut(ROWS_PER_TASK * d)
                 .zip(xs.par_chunks(ROWS_PER_TASK * d))
                 .zip(dy.par_chunks(ROWS_PER_TASK * d))
                 .zip(inv.par_chunks(ROWS_PER_TASK))
-                .for_each(|(((dx, xs), dy), inv)| {
-                    let rows = dx.chunks_mut(d).zip(xs.chunks(d)).zip(dy.chunks(d));
-                    for (((dx, x), dy), &r) in rows.zip(inv) {
-                        let dot: f32 = x.iter().zip(dy).zip(g).map(|((x, y), g)| x * y * g).sum();
-                        let c = r * r * dot / d as f32;
-                        for (((o, &x), &y), &gv) in dx.iter_mut().zip(x).zip(dy).zip(g) {
-                            *o = r * (gv * y - x * c);
-                        }
-                    }
+                .for_each(|(((dx, x), grad), inv_rms)| {
+                    simd::dispatch(InputGradientRows {
+                        x,
+                        grad,
+                        gamma: g,
+                        inv_rms,
+                        dx,
+                    });
                 });
             let dx = ArcArray::from_shape_vec(IxDyn(state.x.shape()), dx)
                 .expect("the element count is unchanged");

@@ -7,7 +7,11 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use super::{HostOp, f32_array, primitive, simd, standard};
+use super::{
+    HostOp, f32_array, primitive,
+    simd::{self, Simd, WithSimd},
+    standard,
+};
 
 /// Elements per parallel task.
 const CHUNK: usize = 16 * 1024;
@@ -28,6 +32,49 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + simd::exp(-x))
 }
 
+/// `out = silu(gate) · up` over one chunk.
+struct Forward<'a> {
+    gate: &'a [f32],
+    up: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl WithSimd for Forward<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        for ((o, &g), &u) in self.out.iter_mut().zip(self.gate).zip(self.up) {
+            *o = g * sigmoid(g) * u;
+        }
+    }
+}
+
+/// Both input gradients over one chunk: d/dg [g·σ(g)] = σ(g) · (1 + g · (1 − σ(g))).
+struct Backward<'a> {
+    gate: &'a [f32],
+    up: &'a [f32],
+    grad: &'a [f32],
+    dgate: &'a mut [f32],
+    dup: &'a mut [f32],
+}
+
+impl WithSimd for Backward<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let n = self.gate.len();
+        let (g, u, dy) = (&self.gate[..n], &self.up[..n], &self.grad[..n]);
+        let (dg, du) = (&mut self.dgate[..n], &mut self.dup[..n]);
+        for j in 0..n {
+            let s = sigmoid(g[j]);
+            du[j] = dy[j] * g[j] * s;
+            dg[j] = dy[j] * u[j] * s * (1.0 + g[j] * (1.0 - s));
+        }
+    }
+}
+
 impl HostOp<2> for SwiGluOp {
     type State = SwiGluState;
 
@@ -41,13 +88,7 @@ impl HostOp<2> for SwiGluOp {
         let mut out = vec![0.0f32; g.len()];
         out.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-            .for_each(|(out, (g, u))| {
-                simd::vectorized(|| {
-                    for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
-                        *o = g * sigmoid(g) * u;
-                    }
-                });
-            });
+            .for_each(|(out, (gate, up))| simd::dispatch(Forward { gate, up, out }));
         let out = ArcArray::from_shape_vec(IxDyn(gate.shape()), out).ok()?;
         Some((primitive(out), SwiGluState { gate, up }))
     }
@@ -61,8 +102,7 @@ impl HostOp<2> for SwiGluOp {
         let dy = grad.as_slice().expect("standard layout");
         let g = state.gate.as_slice().expect("standard layout");
         let u = state.up.as_slice().expect("standard layout");
-        // d/dg [g·σ(g)] = σ(g) · (1 + g · (1 − σ(g))); both gradients in one pass (the
-        // FFN always needs both).
+        // Both gradients in one pass (the FFN always needs both).
         let mut dgate = vec![0.0f32; g.len()];
         let mut dup = vec![0.0f32; g.len()];
         dgate
@@ -73,13 +113,13 @@ impl HostOp<2> for SwiGluOp {
                     .zip(u.par_chunks(CHUNK))
                     .zip(dy.par_chunks(CHUNK)),
             )
-            .for_each(|((dg, du), ((g, u), dy))| {
-                simd::vectorized(|| {
-                    for j in 0..g.len() {
-                        let s = sigmoid(g[j]);
-                        du[j] = dy[j] * g[j] * s;
-                        dg[j] = dy[j] * u[j] * s * (1.0 + g[j] * (1.0 - s));
-                    }
+            .for_each(|((dgate, dup), ((gate, up), grad))| {
+                simd::dispatch(Backward {
+                    gate,
+                    up,
+                    grad,
+                    dgate,
+                    dup,
                 });
             });
         let shape = IxDyn(state.gate.shape());
