@@ -31,10 +31,13 @@ pub fn choose_backend(requested: Option<&str>) -> Result<(&'static str, String)>
 pub fn run_train(args: &TrainArgs) -> Result<()> {
     let (backend, why) = choose_backend(args.backend.as_deref())?;
     eprintln!("xtask train: backend {backend} ({why})");
-    let config = args
-        .config
-        .clone()
-        .unwrap_or_else(|| "configs/small.toml".into());
+    // Only what the user gave is forwarded: the config file's own data source stands unless
+    // --data replaces it, and a resumed run reads its saved config unless --config is given.
+    let config = match (&args.config, args.resume) {
+        (Some(config), _) => Some(config.clone()),
+        (None, true) => None,
+        (None, false) => Some("configs/small.toml".to_string()),
+    };
     let mut cargo: Vec<String> = vec!["run".into()];
     if args.release {
         cargo.push("--release".into());
@@ -51,11 +54,12 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         backend.into(),
         "train".into(),
     ]);
-    cargo.extend(["--config".into(), config.clone()]);
-    cargo.extend([
-        "--data".into(),
-        args.data.clone().unwrap_or_else(|| "builtin:kjv".into()),
-    ]);
+    if let Some(config) = config {
+        cargo.extend(["--config".into(), config]);
+    }
+    if let Some(data) = &args.data {
+        cargo.extend(["--data".into(), data.clone()]);
+    }
     if let Some(dir) = &args.run_dir {
         cargo.extend(["--run-dir".into(), dir.clone()]);
     }

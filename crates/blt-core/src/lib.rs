@@ -11,6 +11,7 @@ pub mod attention;
 mod block;
 mod error;
 mod ffn;
+pub mod fs;
 pub mod init;
 pub mod kernels;
 

@@ -48,7 +48,8 @@ impl Dataset<Row> for SplitDataset {
     }
 }
 
-/// A train and a validation dataset with no document in common.
+/// A train and a validation dataset with no row in common, and no document in common when
+/// there are two documents or more.
 #[derive(Debug, Clone)]
 pub struct DataSplit {
     /// Training rows.
@@ -60,6 +61,11 @@ pub struct DataSplit {
 /// Documents drawn for validation: `round(fraction · n)` of them (at least 1 when the fraction
 /// is positive and there are 2 documents or more, and never all of them), chosen by the seeded
 /// permutation.
+///
+/// A corpus of one document (a single text file, say) is split by rows instead: its last
+/// `round(fraction · rows)` rows (at least 1, never all) are held out, so that validation reads
+/// text the model never trains on. A one-row document cannot be split; both splits then hold
+/// what they can and the caller reports the empty one.
 pub(crate) fn split_documents(
     rows: &Arc<Vec<Row>>,
     document_rows: &[Range<usize>],
@@ -67,6 +73,9 @@ pub(crate) fn split_documents(
     seed: u64,
 ) -> DataSplit {
     let n = document_rows.len();
+    if n == 1 && valid_fraction > 0.0 {
+        return split_rows(rows, document_rows[0].clone(), valid_fraction);
+    }
     let mut n_valid = (valid_fraction * n as f64).round() as usize;
     if valid_fraction > 0.0 && n >= 2 {
         n_valid = n_valid.max(1);
@@ -100,8 +109,29 @@ pub(crate) fn split_documents(
         valid_rows = split.valid.len(),
         "split documents"
     );
-    if valid_fraction > 0.0 && n_valid == 0 {
-        tracing::warn!("only one document: the validation split is empty");
-    }
+    split
+}
+
+/// The row-level hold-out of a one-document corpus (see [`split_documents`]).
+fn split_rows(rows: &Arc<Vec<Row>>, range: Range<usize>, valid_fraction: f64) -> DataSplit {
+    let total = range.len();
+    let n_valid = ((valid_fraction * total as f64).round() as usize)
+        .max(1)
+        .min(total.saturating_sub(1));
+    let cut = range.end - n_valid;
+    let part = |indices: Range<usize>| SplitDataset {
+        rows: Arc::clone(rows),
+        documents: if indices.is_empty() { vec![] } else { vec![0] },
+        indices: indices.collect(),
+    };
+    let split = DataSplit {
+        train: part(range.start..cut),
+        valid: part(cut..range.end),
+    };
+    tracing::info!(
+        train_rows = split.train.len(),
+        valid_rows = split.valid.len(),
+        "one document: holding out its last rows for validation"
+    );
     split
 }

@@ -92,11 +92,15 @@ pub(crate) fn initialize<B: Backend, M: Module<B>>(module: &M) {
     module.visit(&mut Initialize);
 }
 
-/// Saves a record under `dir/name` atomically (temporary file, then rename) and returns the
-/// file's sha256.
-fn save_record<B: Backend, M: Module<B>>(module: &M, dir: &Path, name: &str) -> Result<String> {
-    let tmp = dir.join(format!(".{name}.tmp"));
+/// Serialises a record to the temporary sibling of `dir/name` and returns that file with its
+/// sha256; nothing is replaced yet (see [`commit_set`]).
+fn stage_record<B: Backend, M: Module<B>>(
+    module: &M,
+    dir: &Path,
+    name: &str,
+) -> Result<(Staged, String)> {
     let target = dir.join(name);
+    let tmp = blt_core::fs::temp_path(&target);
     // The recorder appends its extension; give it the stem and move the result.
     let stem = tmp.with_extension("");
     module.visit(&mut Initialize);
@@ -108,12 +112,37 @@ fn save_record<B: Backend, M: Module<B>>(module: &M, dir: &Path, name: &str) -> 
         })?;
     let written = stem.with_extension("mpk");
     let digest = sha256_file(&written)?;
-    std::fs::rename(&written, &target).map_err(io_err("writing", &target))?;
-    Ok(digest)
+    Ok((Staged { written, target }, digest))
 }
 
-/// Writes `dir/model.toml` and the weights; creates `dir` if needed. Files are replaced
-/// atomically, so an interrupted save never leaves a half-written model.
+/// A finished temporary file and the file it replaces.
+struct Staged {
+    written: PathBuf,
+    target: PathBuf,
+}
+
+/// Writes `text` to the temporary sibling of `dir/name` (flushed), without replacing anything.
+fn stage_text(dir: &Path, name: &str, text: &str) -> Result<Staged> {
+    let target = dir.join(name);
+    let written = blt_core::fs::temp_path(&target);
+    std::fs::write(&written, text).map_err(io_err("writing", &written))?;
+    Ok(Staged { written, target })
+}
+
+/// Moves a set of staged files into place in order (each flushed, then renamed, then the
+/// directory flushed): the manifest goes last, so until it lands the old manifest is the one
+/// read, and after it every file it names is already in place.
+fn commit_set(files: Vec<Staged>) -> Result<()> {
+    for file in files {
+        blt_core::fs::commit(&file.written, &file.target)
+            .map_err(io_err("writing", &file.target))?;
+    }
+    Ok(())
+}
+
+/// Writes `dir/model.toml` and the weights; creates `dir` if needed. Every file is written in
+/// full and flushed before any is replaced, and the manifest is replaced last, so an
+/// interrupted save never leaves a half-written model.
 pub fn save_model<B: Backend>(
     dir: &Path,
     config: &BltConfig,
@@ -121,9 +150,14 @@ pub fn save_model<B: Backend>(
     entropy_model: Option<&EntropyModel<B>>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-    let weights_sha256 = save_record(model, dir, WEIGHTS_FILE)?;
+    let (weights, weights_sha256) = stage_record(model, dir, WEIGHTS_FILE)?;
+    let mut files = vec![weights];
     let entropy_weights_sha256 = match entropy_model {
-        Some(e) => Some(save_record(e, dir, ENTROPY_WEIGHTS_FILE)?),
+        Some(e) => {
+            let (file, digest) = stage_record(e, dir, ENTROPY_WEIGHTS_FILE)?;
+            files.push(file);
+            Some(digest)
+        }
         None => None,
     };
     let manifest = Manifest {
@@ -135,21 +169,19 @@ pub fn save_model<B: Backend>(
         model: config.clone(),
     };
     let text = toml::to_string_pretty(&manifest).expect("a manifest always serialises");
-    let path = dir.join(MANIFEST_FILE);
-    let tmp = dir.join(format!(".{MANIFEST_FILE}.tmp"));
-    std::fs::write(&tmp, text).map_err(io_err("writing", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_err("writing", &path))?;
-    Ok(())
+    files.push(stage_text(dir, MANIFEST_FILE, &text)?);
+    commit_set(files)
 }
 
-/// Saves an entropy model alone (stage one of training) with its own manifest.
+/// Saves an entropy model alone (stage one of training) with its own manifest, written as a
+/// set like [`save_model`].
 pub fn save_entropy_model<B: Backend>(
     dir: &Path,
     config: &BltConfig,
     model: &EntropyModel<B>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-    let digest = save_record(model, dir, ENTROPY_WEIGHTS_FILE)?;
+    let (weights, digest) = stage_record(model, dir, ENTROPY_WEIGHTS_FILE)?;
     let text = toml::to_string_pretty(&Manifest {
         format_version: FORMAT_VERSION,
         weights_sha256: String::new(),
@@ -159,8 +191,8 @@ pub fn save_entropy_model<B: Backend>(
         model: config.clone(),
     })
     .expect("a manifest always serialises");
-    let path = dir.join(MANIFEST_FILE);
-    std::fs::write(&path, text).map_err(io_err("writing", &path))
+    let manifest = stage_text(dir, MANIFEST_FILE, &text)?;
+    commit_set(vec![weights, manifest])
 }
 
 /// Reads and checks a directory's manifest.

@@ -58,9 +58,15 @@ pub(crate) fn loaders_groups(
         valid.truncate(t.eval_batches);
     }
     if train.is_empty() || valid.is_empty() {
-        return Err(TrainError::InvalidConfig(
-            "the data gives no training or no validation batch; use more documents or a larger data.valid_fraction".into(),
-        ));
+        let rows = split_train.len() + split_valid.len();
+        return Err(TrainError::InvalidConfig(format!(
+            "the data gives {} training and {} validation rows, and each split needs one: \
+             add text, or lower training.max_sequence_length ({}) so that the corpus makes \
+             more rows ({rows} now)",
+            split_train.len(),
+            split_valid.len(),
+            t.max_sequence_length
+        )));
     }
     Ok((train, valid))
 }

@@ -41,7 +41,8 @@ pub struct TrainingConfig {
     pub max_batch_bytes: Option<usize>,
     /// Stop after this many validations without a better validation loss (0: never). Default: 5.
     pub patience: usize,
-    /// Upper bound on epochs. Default: 1000.
+    /// Upper bound on epochs; it must cover `max_steps` and `entropy_steps` (checked).
+    /// Default: 1000.
     pub num_epochs: usize,
     /// Documents shorter than this many bytes are dropped. Default: 16.
     pub min_text_length: usize,
@@ -171,6 +172,21 @@ impl TrainingConfig {
                 self.warmup_steps, self.max_steps
             ));
         }
+        // Burn's learner runs whole epochs: a stage longer than num_epochs of them would stop
+        // early without a word, in the middle of its learning-rate schedule.
+        for (name, steps) in [
+            ("max_steps", self.max_steps),
+            ("entropy_steps", self.entropy_steps),
+        ] {
+            let needed = steps.div_ceil(self.steps_per_epoch);
+            if needed > self.num_epochs {
+                return fail(format!(
+                    "training.{name} ({steps}) needs {needed} epochs of training.steps_per_epoch \
+                     ({}), more than training.num_epochs ({}); raise one of the two",
+                    self.steps_per_epoch, self.num_epochs
+                ));
+            }
+        }
         if let Some(budget) = self.max_batch_bytes
             && budget < self.max_sequence_length
         {
@@ -182,9 +198,10 @@ impl TrainingConfig {
         Ok(())
     }
 
-    /// Epochs a stage of `steps` optimizer steps lasts, at most `num_epochs`.
+    /// Epochs a stage of `steps` optimizer steps lasts ([`validate`](Self::validate) checks
+    /// that this is within `num_epochs`).
     pub fn epochs(&self, steps: usize) -> usize {
-        steps.div_ceil(self.steps_per_epoch).min(self.num_epochs)
+        steps.div_ceil(self.steps_per_epoch)
     }
 }
 
@@ -309,6 +326,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nope"), "{err}");
+        let err = RunConfig::from_toml_str("[training]\nmax_steps = 200000")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("training.max_steps (200000) needs 2000 epochs"),
+            "{err}"
+        );
         let err = RunConfig::from_toml_str("[trainig]\n")
             .unwrap_err()
             .to_string();

@@ -27,6 +27,7 @@ pub mod logs;
 pub mod metrics;
 pub mod optim;
 pub mod renderer;
+pub mod resolve;
 mod run;
 pub mod schedule;
 pub mod stage;
@@ -46,6 +47,7 @@ pub use metrics::{
 };
 pub use optim::FusedAdamW;
 pub use renderer::{Dashboard, PlainRenderer, stdout_is_terminal};
+pub use resolve::{RESUMABLE_FIELDS, RunOverrides, resume_config};
 pub use run::{
     ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, RunSummary, SUMMARY_FILE, Stage, StopAfter, TrainOptions,
     train,

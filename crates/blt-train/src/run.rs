@@ -39,6 +39,7 @@ use crate::{
     error::{Result, TrainError},
     loader::MakeBatch,
     renderer::Dashboard,
+    resolve::resume_config,
     stage::{StageOutcome, StageSettings, last_checkpoint, run_stage},
     step::{BltTrainer, ByteLmBatch, EntropyTrainer, LossGuard, StepBatch},
 };
@@ -259,7 +260,10 @@ pub fn train<B: AutodiffBackend>(
     let source = DataSource::parse(&config.data.source)?;
     prepare_run_dir(run_dir, options.resume)?;
     let mut config = if options.resume {
-        RunConfig::load(&run_dir.join(RUN_CONFIG_FILE))?
+        let saved = RunConfig::load(&run_dir.join(RUN_CONFIG_FILE))?;
+        let config = resume_config(&saved, &config)?;
+        check_steps_left(run_dir, &config)?;
+        config
     } else {
         config
     };
@@ -282,11 +286,9 @@ pub fn train<B: AutodiffBackend>(
     )?;
     let split = dataset.split();
     tracing::info!(stats = ?dataset.stats(), train_rows = split.train.len(), valid_rows = split.valid.len(), "data");
-    if !options.resume {
-        let path = run_dir.join(RUN_CONFIG_FILE);
-        std::fs::write(&path, config.to_toml_string()).map_err(io_error("writing", &path))?;
-    }
     let (train_groups, valid_groups) = loaders_groups(&split.train, &split.valid, t)?;
+    // Written once everything above has been checked; on resume, with the changes it allows.
+    write_run_config(run_dir, &config)?;
 
     // A stop before the BLT stage: the summary of what was done (nothing of the BLT).
     let stopped_before_blt = |entropy_stage| {
@@ -401,8 +403,7 @@ pub fn train<B: AutodiffBackend>(
         );
         model_config.entropy_threshold = found.threshold;
         config.model = model_config.clone();
-        let path = run_dir.join(RUN_CONFIG_FILE);
-        std::fs::write(&path, config.to_toml_string()).map_err(io_error("writing", &path))?;
+        write_run_config(run_dir, &config)?;
     }
     let m = &model_config;
 
@@ -473,10 +474,37 @@ pub fn train<B: AutodiffBackend>(
     Ok(summary)
 }
 
+fn write_run_config(run_dir: &Path, config: &RunConfig) -> Result<()> {
+    let path = run_dir.join(RUN_CONFIG_FILE);
+    blt_core::fs::write_atomically(&path, config.to_toml_string().as_bytes())
+        .map_err(io_error("writing", &path))
+}
+
+/// A resumed run must have steps left: a finished BLT stage with the same `max_steps` would
+/// train nothing and then rewrite the summary of the finished run.
+fn check_steps_left(run_dir: &Path, config: &RunConfig) -> Result<()> {
+    let t = &config.training;
+    let Some(epoch) = last_checkpoint(&run_dir.join("blt-training")) else {
+        return Ok(());
+    };
+    let done = epoch * t.steps_per_epoch;
+    if done >= t.max_steps {
+        return Err(TrainError::RunDir {
+            path: run_dir.to_path_buf(),
+            reason: format!(
+                "has already trained {done} of its {} steps (training.max_steps); give a larger \
+                 --max-steps to train further",
+                t.max_steps
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn write_summary(summary: &RunSummary) -> Result<()> {
     let path = summary.run_dir.join(SUMMARY_FILE);
     let json = serde_json::to_string_pretty(summary).expect("a summary always serialises");
-    std::fs::write(&path, json).map_err(io_error("writing", &path))
+    blt_core::fs::write_atomically(&path, json.as_bytes()).map_err(io_error("writing", &path))
 }
 
 /// The summary of a run stopped during the entropy stage (no BLT trained yet).

@@ -382,7 +382,8 @@ pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
-        std::fs::write(&out, &text).with_context(|| format!("writing {}", out.display()))?;
+        blt_core::fs::write_atomically(&out, text.as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(())
 }

@@ -53,10 +53,8 @@ fn write_threshold(path: &Path, threshold: f32) -> Result<()> {
         "entropy_threshold".into(),
         toml::Value::Float(threshold as f64),
     );
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, toml::to_string_pretty(&doc)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    blt_core::fs::write_atomically(path, toml::to_string_pretty(&doc)?.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

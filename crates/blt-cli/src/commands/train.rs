@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use blt_train::{Dashboard, RunConfig, TrainOptions};
+use blt_train::{Dashboard, RunConfig, RunOverrides, TrainOptions};
 use burn::{backend::Autodiff, tensor::backend::Backend, train::Interrupter};
 
 use crate::{
@@ -45,6 +45,9 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
         (None, Some(config)) => PathBuf::from("runs").join(config.file_stem().unwrap_or_default()),
         (None, None) => anyhow::bail!("give --config FILE (or --run-dir DIR --resume)"),
     };
+    // The config file, or the run's own when resuming without one; then the flags. On resume
+    // `blt_train::train` checks the result against the saved config (what may change and
+    // what may not: `blt_train::RESUMABLE_FIELDS`).
     let mut config = match (&args.config, args.resume) {
         (Some(path), _) => {
             RunConfig::load(path).with_context(|| format!("reading config {}", path.display()))?
@@ -53,16 +56,12 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
             .with_context(|| format!("reading the run config of {}", run_dir.display()))?,
         (None, false) => anyhow::bail!("give --config FILE"),
     };
-    if let Some(data) = &args.data {
-        config.data.source = data.clone();
+    RunOverrides {
+        data: args.data.clone(),
+        max_steps: args.max_steps,
+        seed: global.seed,
     }
-    if let Some(steps) = args.max_steps {
-        config.training.max_steps = steps;
-        config.training.warmup_steps = config.training.warmup_steps.min(steps);
-    }
-    if let Some(seed) = global.seed {
-        config.training.seed = seed;
-    }
+    .apply(&mut config);
     config.validate()?;
     let interrupter = Interrupter::new();
     let dashboard = if args.plain {

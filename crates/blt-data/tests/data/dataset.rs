@@ -184,6 +184,7 @@ fn split_is_deterministic_and_disjoint() {
 
 #[test]
 fn small_corpora_keep_a_training_document() {
+    // One row: nothing can be held out, and training keeps it.
     let one = ByteDataset::new(
         vec![b"only one document".to_vec()],
         DatasetConfig::default(),
@@ -197,6 +198,32 @@ fn small_corpora_keep_a_training_document() {
         .split();
     assert_eq!(two.train.documents().len(), 1);
     assert_eq!(two.valid.documents().len(), 1);
+}
+
+/// A one-document corpus (a single text file) holds out its last rows: the fraction of them,
+/// at least one and never all, with no row in both splits.
+#[test]
+fn one_document_holds_out_its_last_rows() {
+    let book: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i * 7 % 26) as u8).collect();
+    for (fraction, want_valid) in [(0.05, 2), (0.2, 8), (0.001, 1), (0.99, 39)] {
+        let dataset = ByteDataset::new(
+            vec![book.clone()],
+            DatasetConfig {
+                max_length: 257,
+                ..config_with_fraction(fraction)
+            },
+        )
+        .unwrap();
+        let rows = dataset.rows().len();
+        assert_eq!(rows, 40, "10,000 bytes and EOS in rows of 256");
+        let split = dataset.split();
+        assert_eq!(split.valid.len(), want_valid, "fraction {fraction}");
+        assert_eq!(split.train.len() + split.valid.len(), rows);
+        let train: Vec<usize> = split.train.rows().map(|r| r.index).collect();
+        let valid: Vec<usize> = split.valid.rows().map(|r| r.index).collect();
+        assert_eq!(train, (0..rows - want_valid).collect::<Vec<_>>());
+        assert_eq!(valid, (rows - want_valid..rows).collect::<Vec<_>>());
+    }
 }
 
 fn config_with_fraction(valid_fraction: f64) -> DatasetConfig {

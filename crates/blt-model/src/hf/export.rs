@@ -234,5 +234,6 @@ pub fn export_hf<B: Backend>(
     let text = serde_json::to_string_pretty(&hf_config_json(config, entropy_model.is_some()))
         .expect("the config serialises");
     let path = dir.join(CONFIG_FILE);
-    std::fs::write(&path, text + "\n").map_err(io_err("writing", &path))
+    blt_core::fs::write_atomically(&path, (text + "\n").as_bytes())
+        .map_err(io_err("writing", &path))
 }

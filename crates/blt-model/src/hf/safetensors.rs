@@ -310,13 +310,7 @@ pub fn write_f32(path: &Path, tensors: &[(String, Vec<f32>, Vec<usize>)]) -> Res
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
-    let partial = path.with_extension("safetensors.partial");
-    {
-        let mut file = File::create(&partial).map_err(io_err("writing", path))?;
-        std::io::Write::write_all(&mut file, &out).map_err(io_err("writing", path))?;
-        file.sync_all().map_err(io_err("writing", path))?;
-    }
-    std::fs::rename(&partial, path).map_err(io_err("writing", path))
+    blt_core::fs::write_atomically(path, &out).map_err(io_err("writing", path))
 }
 
 #[cfg(test)]

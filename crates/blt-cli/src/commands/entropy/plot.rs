@@ -246,7 +246,7 @@ pub fn write(view: &EntropyView, path: &Path, format: PlotFormat) -> Result<usiz
             draw(&root, view).with_context(|| format!("writing {}", tmp.display()))?
         }
     };
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    blt_core::fs::commit(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(marks)
 }
 

@@ -295,19 +295,19 @@ fn ranges_of<'a>(heads: &Heads<'_>, ranges: &'a [Ranges], head: usize) -> &'a [R
     }
 }
 
-/// Softmax of one head's attention, `[tq, dv]` output and `[tq]` log-sum-exp.
+/// Softmax of one head's attention into its `[tq, dv]` output (zeros on entry) and `[tq]`
+/// log-sum-exp.
 fn forward_head(
     heads: &Heads<'_>,
     head: usize,
     ranges: &[RowSpan],
+    (mut out, lse): (ArrayViewMut2<'_, f32>, &mut [f32]),
     scratch: &mut Vec<f32>,
-) -> (Array2<f32>, Vec<f32>) {
+) {
     let q = heads.q.index_axis(Axis(0), head);
     let k = heads.k.index_axis(Axis(0), head);
     let v = heads.v.index_axis(Axis(0), head);
-    let (tq, dv) = (q.nrows(), v.ncols());
-    let mut out = Array2::<f32>::zeros((tq, dv));
-    let mut lse = vec![f32::NEG_INFINITY; tq];
+    lse.fill(f32::NEG_INFINITY);
     for block in blocks(ranges, mask_row(heads, head)).flatten() {
         let (i0, rows, lo, width) = (block.i0, block.rows, block.lo, block.width);
         scratch.resize(rows * width, 0.0);
@@ -328,30 +328,41 @@ fn forward_head(
         let mut ob = out.slice_axis_mut(Axis(0), Slice::from(i0..i0 + rows));
         gemm(1.0, &p, &vb, 0.0, &mut ob);
     }
-    (out, lse)
 }
 
-/// Forward pass over every head.
+/// `n` equal parts of `data`, each viewed as a `[rows, cols]` matrix.
+fn head_views(
+    data: &mut [f32],
+    (rows, cols): (usize, usize),
+) -> impl IndexedParallelIterator<Item = ArrayViewMut2<'_, f32>> {
+    data.par_chunks_mut((rows * cols).max(1)).map(move |part| {
+        ArrayViewMut2::from_shape((rows, cols), part).expect("each part holds rows × cols")
+    })
+}
+
+fn array3(data: Vec<f32>, shape: (usize, usize, usize)) -> Array3<f32> {
+    Array3::from_shape_vec(shape, data).expect("the buffer holds the shape")
+}
+
+/// Forward pass over every head; each head writes straight into its part of the output.
 pub(crate) fn forward(heads: &Heads<'_>) -> Forward {
     let (n, tq, _) = heads.q.dim();
     let dv = heads.v.dim().2;
     let ranges = all_ranges(heads);
-    let per_head: Vec<(Array2<f32>, Vec<f32>)> = (0..n)
-        .into_par_iter()
-        .map_init(Vec::new, |scratch, head| {
-            forward_head(heads, head, ranges_of(heads, &ranges, head), scratch)
-        })
-        .collect();
-    let mut out = Array3::<f32>::zeros((n, tq, dv));
-    let mut lse = Array2::<f32>::zeros((n, tq));
-    for (head, (o, l)) in per_head.into_iter().enumerate() {
-        out.index_axis_mut(Axis(0), head).assign(&o);
-        lse.row_mut(head)
-            .iter_mut()
-            .zip(l)
-            .for_each(|(dst, x)| *dst = x);
+    let mut out = vec![0.0f32; n * tq * dv];
+    let mut lse = vec![0.0f32; n * tq];
+    if n * tq > 0 {
+        head_views(&mut out, (tq, dv))
+            .zip(lse.par_chunks_mut(tq))
+            .enumerate()
+            .for_each_init(Vec::new, |scratch, (head, parts)| {
+                forward_head(heads, head, ranges_of(heads, &ranges, head), parts, scratch);
+            });
     }
-    Forward { out, lse }
+    Forward {
+        out: array3(out, (n, tq, dv)),
+        lse: Array2::from_shape_vec((n, tq), lse).expect("the buffer holds [n, tq]"),
+    }
 }
 
 /// Everything the backward pass reads besides the forward inputs.
@@ -363,23 +374,26 @@ pub(crate) struct Saved<'a> {
     pub grad: ArrayView3<'a, f32>,
 }
 
-type HeadGradients = (Array2<f32>, Array2<f32>, Array2<f32>);
+/// One head's parts of dq, dk and dv (zeros on entry).
+type HeadGradients<'a> = (
+    ArrayViewMut2<'a, f32>,
+    ArrayViewMut2<'a, f32>,
+    ArrayViewMut2<'a, f32>,
+);
 
 fn backward_head(
     heads: &Heads<'_>,
     saved: &Saved<'_>,
     head: usize,
     ranges: &[RowSpan],
+    (mut dq, mut dk, mut dv): HeadGradients<'_>,
     scratch: &mut (Vec<f32>, Vec<f32>),
-) -> HeadGradients {
+) {
     let q = heads.q.index_axis(Axis(0), head);
     let k = heads.k.index_axis(Axis(0), head);
     let v = heads.v.index_axis(Axis(0), head);
     let grad = saved.grad.index_axis(Axis(0), head);
     let lse = saved.lse.row(head).to_vec();
-    let mut dq = Array2::<f32>::zeros(q.raw_dim());
-    let mut dk = Array2::<f32>::zeros(k.raw_dim());
-    let mut dv = Array2::<f32>::zeros(v.raw_dim());
     let (probs, dprobs) = scratch;
     for block in blocks(ranges, mask_row(heads, head)).flatten() {
         let (i0, rows, lo, width) = (block.i0, block.rows, block.lo, block.width);
@@ -430,29 +444,32 @@ fn backward_head(
             &mut dk.slice_axis_mut(Axis(0), Slice::from(lo..lo + width)),
         );
     }
-    (dq, dk, dv)
 }
 
-/// Backward pass over every head.
+/// Backward pass over every head; each head writes straight into its part of the gradients.
 pub(crate) fn backward(heads: &Heads<'_>, saved: &Saved<'_>) -> Gradients {
-    let n = heads.q.dim().0;
+    let (n, tq, dk_width) = heads.q.dim();
+    let (tk, dv_width) = (heads.k.dim().1, heads.v.dim().2);
     let ranges = all_ranges(heads);
-    let per_head: Vec<HeadGradients> = (0..n)
-        .into_par_iter()
-        .map_init(
-            || (Vec::new(), Vec::new()),
-            |scratch, head| {
-                backward_head(heads, saved, head, ranges_of(heads, &ranges, head), scratch)
-            },
-        )
-        .collect();
-    let mut dq = Array3::<f32>::zeros(heads.q.raw_dim());
-    let mut dk = Array3::<f32>::zeros(heads.k.raw_dim());
-    let mut dv = Array3::<f32>::zeros(heads.v.raw_dim());
-    for (head, (q, k, v)) in per_head.into_iter().enumerate() {
-        dq.index_axis_mut(Axis(0), head).assign(&q);
-        dk.index_axis_mut(Axis(0), head).assign(&k);
-        dv.index_axis_mut(Axis(0), head).assign(&v);
+    let mut dq = vec![0.0f32; n * tq * dk_width];
+    let mut dk = vec![0.0f32; n * tk * dk_width];
+    let mut dv = vec![0.0f32; n * tk * dv_width];
+    if n * tq * tk > 0 {
+        head_views(&mut dq, (tq, dk_width))
+            .zip(head_views(&mut dk, (tk, dk_width)))
+            .zip(head_views(&mut dv, (tk, dv_width)))
+            .enumerate()
+            .for_each_init(
+                || (Vec::new(), Vec::new()),
+                |scratch, (head, ((dq, dk), dv))| {
+                    let ranges = ranges_of(heads, &ranges, head);
+                    backward_head(heads, saved, head, ranges, (dq, dk, dv), scratch);
+                },
+            );
     }
-    Gradients { dq, dk, dv }
+    Gradients {
+        dq: array3(dq, (n, tq, dk_width)),
+        dk: array3(dk, (n, tk, dk_width)),
+        dv: array3(dv, (n, tk, dv_width)),
+    }
 }
