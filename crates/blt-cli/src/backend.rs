@@ -118,7 +118,9 @@ pub fn resolve(choice: &str, cpu_preference: [BackendKind; 2]) -> Result<(Backen
 /// Runs `task` on the backend `choice` resolves to.
 pub fn dispatch<T: BackendTask>(choice: &str, task: T) -> Result<T::Output> {
     let (kind, why) = resolve(choice, T::CPU_PREFERENCE)?;
-    tracing::info!(backend = kind.name(), "{why}");
+    // Debug level: the choice is in `info` and the training summary, and an INFO line here would
+    // open every command (and every error message) with a second line.
+    tracing::debug!(backend = kind.name(), "{why}");
     match kind {
         #[cfg(feature = "ndarray")]
         BackendKind::Ndarray => task.run::<burn::backend::NdArray>(Default::default(), "ndarray"),

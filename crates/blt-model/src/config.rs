@@ -379,6 +379,22 @@ impl BltConfig {
                 self.ngram_vocab_size
             ));
         }
+        // The hash tables are the largest tensors of a BLT (BLT-1B: 6 tables of 500,002 rows ×
+        // 1,024). Above 2³⁴ elements (64 GiB of f32) initialisation would abort on allocation
+        // rather than report anything; no released configuration comes near.
+        let table_elements = self
+            .ngram_vocab_size
+            .saturating_mul(self.ngram_sizes.len())
+            .saturating_mul(self.hidden_size);
+        if table_elements > 1 << 34 {
+            return fail(format!(
+                "ngram_vocab_size ({}) × {} n-gram sizes × hidden_size ({}) is {table_elements} \
+                 hash-table parameters, more than the 2^34 (64 GiB of f32) a model may hold",
+                self.ngram_vocab_size,
+                self.ngram_sizes.len(),
+                self.hidden_size
+            ));
+        }
         if !(self.rope_theta > 1.0 && self.rope_theta.is_finite()) {
             return fail(format!(
                 "rope_theta ({}) must be a finite number above 1",
@@ -515,6 +531,10 @@ mod tests {
                 "max_patch_size (4)",
             ),
             (Box::new(|c| c.global_num_heads = 5), "global_num_heads (5)"),
+            (
+                Box::new(|c| c.ngram_vocab_size = u32::MAX as usize),
+                "hash-table parameters, more than the 2^34",
+            ),
             (
                 Box::new(|c| {
                     c.attention = AttentionKind::Differential;

@@ -257,6 +257,25 @@ impl RunConfig {
                 self.data.valid_fraction
             )));
         }
+        let (target, m) = (self.training.target_patch_size, &self.model);
+        if m.patching == blt_model::PatchingKind::Entropy && target > 0.0 {
+            // Calibration fits the mean patch length to the target; patch bounds that exclude
+            // it would fail only after the whole entropy stage.
+            let too_long = m.max_patch_size != 0 && target > m.max_patch_size as f64;
+            if target < m.min_patch_size as f64 || too_long {
+                return Err(TrainError::InvalidConfig(format!(
+                    "training.target_patch_size ({target}) must lie between model.min_patch_size \
+                     ({}) and model.max_patch_size ({}); set it to 0 to keep \
+                     model.entropy_threshold as given",
+                    m.min_patch_size,
+                    if m.max_patch_size == 0 {
+                        "unbounded".to_string()
+                    } else {
+                        m.max_patch_size.to_string()
+                    }
+                )));
+            }
+        }
         blt_data::DataSource::parse(&self.data.source)?;
         Ok(())
     }
@@ -331,6 +350,15 @@ mod tests {
             .to_string();
         assert!(
             err.contains("training.max_steps (200000) needs 2000 epochs"),
+            "{err}"
+        );
+        let err = RunConfig::from_toml_str(
+            "[model]\npatching = \"entropy\"\nmin_patch_size = 64\n[training]\ntarget_patch_size = 4.5",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("training.target_patch_size (4.5) must lie between"),
             "{err}"
         );
         let err = RunConfig::from_toml_str("[trainig]\n")

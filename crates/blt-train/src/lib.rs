@@ -18,6 +18,7 @@
 //! one, `.renderer(PlainRenderer::new(..))` (see [`Dashboard::detect`]).
 
 mod batches;
+pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod dashboard;

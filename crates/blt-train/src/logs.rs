@@ -15,6 +15,29 @@ use burn::train::logger::{FileMetricLogger, MetricLogger};
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
 use burn::train::metric::{MetricDefinition, NumericEntry};
 
+/// The mean of metric `name` over epoch `epoch` of `split`, as Burn's event store computes it
+/// (entries weighted by the items they aggregate), read from the logs; `None` when the epoch
+/// logged nothing for it.
+pub fn epoch_mean(
+    logger: &mut impl MetricLogger,
+    name: &str,
+    epoch: usize,
+    split: &Split,
+) -> Option<f64> {
+    let entries = logger.read_numeric(name, epoch, split).ok()?;
+    let (sum, count) = entries
+        .iter()
+        .map(|entry| match entry {
+            NumericEntry::Value(v) => (*v, 1),
+            NumericEntry::Aggregated {
+                aggregated_value,
+                count,
+            } => (aggregated_value * *count as f64, *count),
+        })
+        .fold((0.0, 0usize), |(s, n), (v, c)| (s + v, n + c));
+    (count > 0).then(|| sum / count as f64)
+}
+
 /// File metric logs under a stage directory (`train/epoch-N/<Metric>.log`, `valid/…`).
 pub struct EpochLogs {
     inner: FileMetricLogger,

@@ -149,7 +149,8 @@ mod tests {
 
     #[test]
     fn other_changes_are_refused_with_the_field_named() {
-        let cases: [(&str, fn(&mut RunConfig)); 4] = [
+        type Change = fn(&mut RunConfig);
+        let cases: [(&str, Change); 4] = [
             ("training.seed", |c| c.training.seed = 7),
             ("model.hidden_size", |c| c.model.hidden_size = 64),
             ("training.learning_rate", |c| c.training.learning_rate = 0.5),

@@ -287,6 +287,9 @@ pub fn train<B: AutodiffBackend>(
     let split = dataset.split();
     tracing::info!(stats = ?dataset.stats(), train_rows = split.train.len(), valid_rows = split.valid.len(), "data");
     let (train_groups, valid_groups) = loaders_groups(&split.train, &split.valid, t)?;
+    if let Some(dir) = &options.entropy_model {
+        check_entropy_model(dir, m)?;
+    }
     // Written once everything above has been checked; on resume, with the changes it allows.
     write_run_config(run_dir, &config)?;
 
@@ -474,6 +477,49 @@ pub fn train<B: AutodiffBackend>(
     Ok(summary)
 }
 
+/// `--entropy-model DIR` must be the entropy model the run config describes: one trained with
+/// other settings would fail to load later, or patch differently from what generation assumes.
+fn check_entropy_model(dir: &Path, m: &BltConfig) -> Result<()> {
+    let bad = |reason: String| {
+        Err(TrainError::InvalidConfig(format!(
+            "--entropy-model {}: {reason}",
+            dir.display()
+        )))
+    };
+    if m.patching != PatchingKind::Entropy {
+        return bad(format!(
+            "an entropy model is only used with model.patching = \"entropy\" (this run patches \
+             with \"{}\")",
+            format!("{:?}", m.patching).to_lowercase()
+        ));
+    }
+    let theirs = blt_model::load_config(dir)?;
+    let fields = |c: &BltConfig| {
+        [
+            ("entropy_model_layers", c.entropy_model_layers.to_string()),
+            ("entropy_hidden_size", c.entropy_hidden_size.to_string()),
+            ("entropy_num_heads", c.entropy_num_heads.to_string()),
+            (
+                "entropy_intermediate_size",
+                c.entropy_intermediate_size.to_string(),
+            ),
+            ("entropy_context_size", c.entropy_context_size.to_string()),
+            ("entropy_rope_theta", c.entropy_rope_theta.to_string()),
+            ("reset_entropy_context", c.reset_entropy_context.to_string()),
+            ("norm_eps", c.norm_eps.to_string()),
+        ]
+    };
+    for ((field, there), (_, here)) in fields(&theirs).into_iter().zip(fields(m)) {
+        if there != here {
+            return bad(format!(
+                "model.{field} is {there} there but {here} in the run config; set it to {there} \
+                 or train a new entropy model"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn write_run_config(run_dir: &Path, config: &RunConfig) -> Result<()> {
     let path = run_dir.join(RUN_CONFIG_FILE);
     blt_core::fs::write_atomically(&path, config.to_toml_string().as_bytes())
@@ -488,7 +534,9 @@ fn check_steps_left(run_dir: &Path, config: &RunConfig) -> Result<()> {
         return Ok(());
     };
     let done = epoch * t.steps_per_epoch;
-    if done >= t.max_steps {
+    // A run killed after its last checkpoint but before its summary still resumes, to save
+    // its model and summary; only a finished run (an uninterrupted summary) is refused.
+    if done >= t.max_steps && run_finished(run_dir) {
         return Err(TrainError::RunDir {
             path: run_dir.to_path_buf(),
             reason: format!(
@@ -499,6 +547,15 @@ fn check_steps_left(run_dir: &Path, config: &RunConfig) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Whether `run_dir` holds the summary of a run that ended without being interrupted.
+fn run_finished(run_dir: &Path) -> bool {
+    std::fs::read_to_string(run_dir.join(SUMMARY_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|summary| summary["interrupted"].as_bool())
+        == Some(false)
 }
 
 fn write_summary(summary: &RunSummary) -> Result<()> {

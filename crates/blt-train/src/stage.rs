@@ -5,14 +5,14 @@
 
 use std::{
     fmt::Display,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex},
 };
 
 use burn::{
     data::dataloader::DataLoader,
     module::AutodiffModule,
-    record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder},
+    record::Recorder,
     tensor::backend::AutodiffBackend,
     train::{
         InferenceStep, Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition,
@@ -33,7 +33,7 @@ use crate::{
     config::TrainingConfig,
     dashboard::{StageInfo, TuiDashboard},
     error::{Result, TrainError},
-    logs::EpochLogs,
+    logs::{self, EpochLogs},
     metrics::{
         AccuracyMetric, BitsPerByteMetric, BytesPerSecondMetric, ConfidenceMetric, LmOutput,
         LossMetric, PatchLengthMetric, PerplexityMetric,
@@ -44,9 +44,7 @@ use crate::{
     step::LossGuard,
 };
 
-/// Recorder of checkpoints: full precision (never `CompactRecorder`, whose f16 second moments
-/// underflow).
-pub type CheckpointRecorder = NamedMpkFileRecorder<FullPrecisionSettings>;
+pub use crate::checkpoint::{CheckpointRecorder, last_checkpoint};
 
 /// Metrics of one epoch, read back from Burn's event store.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -91,6 +89,27 @@ impl RecordingStrategy {
             train_bytes_per_second: get(BytesPerSecondMetric::NAME, Split::Train),
         }
     }
+}
+
+/// The metrics of epochs `1..=last` of an earlier session, read back from the stage's metric
+/// logs (a resumed run that has nothing left to train still reports its history).
+fn earlier_epochs(dir: &std::path::Path, last: usize) -> Vec<EpochMetrics> {
+    let mut logger = burn::train::logger::FileMetricLogger::new(dir);
+    (1..=last)
+        .map(|epoch| {
+            let mut get =
+                |name: &str, split: Split| logs::epoch_mean(&mut logger, name, epoch, &split);
+            EpochMetrics {
+                epoch,
+                train_loss: get(LossMetric::NAME, Split::Train),
+                valid_loss: get(LossMetric::NAME, Split::Valid),
+                valid_bits_per_byte: get(BitsPerByteMetric::NAME, Split::Valid),
+                valid_accuracy: get(AccuracyMetric::NAME, Split::Valid),
+                valid_patch_length: get(PatchLengthMetric::NAME, Split::Valid),
+                train_bytes_per_second: get(BytesPerSecondMetric::NAME, Split::Train),
+            }
+        })
+        .collect()
 }
 
 /// The epoch with the lowest validation loss (the earliest of equals).
@@ -161,20 +180,6 @@ pub struct StageOutcome {
     pub interrupted: bool,
 }
 
-/// The last completed checkpoint epoch in `dir/checkpoint`, if any.
-pub fn last_checkpoint(dir: &Path) -> Option<usize> {
-    let entries = std::fs::read_dir(dir.join("checkpoint")).ok()?;
-    entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|name| {
-            name.strip_prefix("optim-")?
-                .strip_suffix(".mpk")?
-                .parse()
-                .ok()
-        })
-        .max()
-}
-
 /// Runs one stage and returns the model of its best validation epoch.
 #[allow(clippy::too_many_arguments)]
 pub fn run_stage<B, M, IV>(
@@ -209,7 +214,10 @@ where
     .with_accumulation(t.gradient_accumulation_steps)
     .init()?;
 
-    let epoch_log = Arc::new(Mutex::new(Vec::new()));
+    let epoch_log = Arc::new(Mutex::new(earlier_epochs(
+        &settings.dir,
+        settings.resume_epoch.unwrap_or(0),
+    )));
     let strategy = RecordingStrategy {
         inner: ComposedCheckpointingStrategy::builder()
             .add(KeepLastNCheckpoints::new(2))
@@ -263,6 +271,7 @@ where
         ));
     }
     if let Some(epoch) = settings.resume_epoch {
+        crate::checkpoint::remove_partial_files(&settings.dir);
         training = training.checkpoint(epoch);
     }
     let plain = |out: Box<dyn std::io::Write + Send + Sync>| PlainRenderer::new(out, t.log_every);

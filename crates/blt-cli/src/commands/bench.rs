@@ -354,8 +354,8 @@ fn batched_rates<B: Backend>(
 
 /// Runs the command.
 pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
-    let config = RunConfig::load(&args.config)
-        .with_context(|| format!("reading {}", args.config.display()))?;
+    // The error names the file already.
+    let config = RunConfig::load(&args.config)?;
     let model = config.model.clone();
     let mut report = dispatch(
         &global.backend,

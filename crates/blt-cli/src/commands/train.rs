@@ -49,9 +49,8 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
     // `blt_train::train` checks the result against the saved config (what may change and
     // what may not: `blt_train::RESUMABLE_FIELDS`).
     let mut config = match (&args.config, args.resume) {
-        (Some(path), _) => {
-            RunConfig::load(path).with_context(|| format!("reading config {}", path.display()))?
-        }
+        // The error names the file already.
+        (Some(path), _) => RunConfig::load(path)?,
         (None, true) => RunConfig::load(&run_dir.join(blt_train::RUN_CONFIG_FILE))
             .with_context(|| format!("reading the run config of {}", run_dir.display()))?,
         (None, false) => anyhow::bail!("give --config FILE"),

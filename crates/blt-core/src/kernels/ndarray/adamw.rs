@@ -100,7 +100,7 @@ pub(in crate::kernels) fn adamw(
     } else {
         // The model still holds the old parameter: write the new one beside it.
         let old = param.as_slice()?;
-        let mut out = vec![0.0f32; old.len()];
+        let mut out = super::zeros(old.len());
         out.par_chunks_mut(CHUNK)
             .zip(ms.par_chunks_mut(CHUNK).zip(vs.par_chunks_mut(CHUNK)))
             .zip(old.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))

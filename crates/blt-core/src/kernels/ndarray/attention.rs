@@ -226,7 +226,11 @@ impl HostOp<1> for QkvAttentionOp {
             grad: grad.view(),
         };
         let g = flash::backward(&inputs.view(), &saved);
-        let mut dqkv = ndarray::Array5::<f32>::zeros((batch, seq, 3, h, d));
+        let mut dqkv = ndarray::Array5::from_shape_vec(
+            (batch, seq, 3, h, d),
+            super::zeros(batch * seq * 3 * h * d),
+        )
+        .expect("the buffer holds the shape");
         for (part, g) in [g.dq, g.dk, g.dv].into_iter().enumerate() {
             let g = g.into_shared();
             dqkv.index_axis_mut(ndarray::Axis(2), part)

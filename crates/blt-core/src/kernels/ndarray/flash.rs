@@ -349,7 +349,7 @@ pub(crate) fn forward(heads: &Heads<'_>) -> Forward {
     let (n, tq, _) = heads.q.dim();
     let dv = heads.v.dim().2;
     let ranges = all_ranges(heads);
-    let mut out = vec![0.0f32; n * tq * dv];
+    let mut out = super::zeros(n * tq * dv);
     let mut lse = vec![0.0f32; n * tq];
     if n * tq > 0 {
         head_views(&mut out, (tq, dv))
@@ -451,9 +451,9 @@ pub(crate) fn backward(heads: &Heads<'_>, saved: &Saved<'_>) -> Gradients {
     let (n, tq, dk_width) = heads.q.dim();
     let (tk, dv_width) = (heads.k.dim().1, heads.v.dim().2);
     let ranges = all_ranges(heads);
-    let mut dq = vec![0.0f32; n * tq * dk_width];
-    let mut dk = vec![0.0f32; n * tk * dk_width];
-    let mut dv = vec![0.0f32; n * tk * dv_width];
+    let mut dq = super::zeros(n * tq * dk_width);
+    let mut dk = super::zeros(n * tk * dk_width);
+    let mut dv = super::zeros(n * tk * dv_width);
     if n * tq * tk > 0 {
         head_views(&mut dq, (tq, dk_width))
             .zip(head_views(&mut dk, (tk, dk_width)))

@@ -38,15 +38,55 @@ impl Threads {
     }
 }
 
-/// `a · b` as a new standard-layout matrix.
+/// `a · b` as a new standard-layout matrix. The output is not zeroed first: `gemm` writes
+/// every element (zeroing the largest activations of the model, serially, cost about as much
+/// as the elementwise kernels did).
 pub(in crate::kernels) fn matmul(
     a: &ArrayView2<'_, f32>,
     b: &ArrayView2<'_, f32>,
     threads: Threads,
 ) -> Array2<f32> {
-    let mut c = Array2::zeros((a.nrows(), b.ncols()));
-    gemm_into(1.0, a, b, 0.0, &mut c.view_mut(), threads);
-    c
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    assert_eq!(b.nrows(), k, "matmul: inner dimensions differ");
+    if !enabled(Kernel::Gemm) || m == 0 || n == 0 || k == 0 {
+        let mut c = Array2::zeros((m, n));
+        gemm_into(1.0, a, b, 0.0, &mut c.view_mut(), threads);
+        return c;
+    }
+    let mut c = Array2::<f32>::uninit((m, n));
+    let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
+    let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
+    let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
+    // SAFETY: as in `gemm_into` for the inputs (views of shapes `[m, k]` and `[k, n]`, all
+    // non-empty). `c` is a fresh `[m, n]` allocation of `MaybeUninit<f32>`, which has the
+    // layout of `f32`; with `read_dst` false `gemm` never reads it and writes every one of
+    // its `m · n` elements (`dst = product_scale · lhs · rhs`), so it is initialised when
+    // `assume_init` runs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr().cast::<f32>(),
+            c_cs,
+            c_rs,
+            false,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            threads.parallelism(),
+        );
+        c.assume_init()
+    }
 }
 
 /// `c = alpha · a · b + beta · c`. A `beta` of zero overwrites `c` without reading it.

@@ -208,6 +208,21 @@ fn standard<D: Dimension>(a: ArcArray<f32, D>) -> ArcArray<f32, D> {
     }
 }
 
+/// `n` zeros, written by all of rayon's threads when `n` is large. `vec![0.0; n]` is one
+/// `memset` on the calling thread once the allocator reuses memory (it always does here, see
+/// `blt-cli`'s allocator settings), and a profile of the bench had every `memset` sample on
+/// the main thread, 5% of the step, while the other core waited.
+fn zeros(n: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    const SERIAL_BELOW: usize = 1 << 16;
+    if n < SERIAL_BELOW {
+        return vec![0.0; n];
+    }
+    let mut out = Vec::with_capacity(n);
+    out.par_extend(rayon::iter::repeat_n(0.0f32, n));
+    out
+}
+
 /// An f32 array as a primitive.
 fn primitive<D: Dimension>(a: ArcArray<f32, D>) -> NdArrayTensor {
     NdArrayTensor::from(a.into_dyn())

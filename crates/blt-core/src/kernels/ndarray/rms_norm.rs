@@ -97,7 +97,7 @@ impl HostOp<2> for RmsNormOp {
         let xs = x.as_slice()?;
         let g = gamma.as_slice()?;
         let rows = xs.len() / d;
-        let mut out = vec![0.0f32; xs.len()];
+        let mut out = super::zeros(xs.len());
         let mut inv_rms = vec![0.0f32; rows];
         let eps = self.eps as f32;
         out.par_chunks_mut(ROWS_PER_TASK * d)
@@ -135,7 +135,7 @@ impl HostOp<2> for RmsNormOp {
         let inv = state.inv_rms.as_slice().expect("standard layout");
         let d = g.len();
         let dx = need_x.then(|| {
-            let mut dx = vec![0.0f32; xs.len()];
+            let mut dx = super::zeros(xs.len());
             dx.par_chunks_mut(ROWS_PER_TASK * d)
                 .zip(xs.par_chunks(ROWS_PER_TASK * d))
                 .zip(dy.par_chunks(ROWS_PER_TASK * d))

@@ -51,7 +51,7 @@ impl RopeState {
         f: impl Fn(&[f32], &mut [f32], &[f32], &[f32]) + Sync,
     ) -> Vec<f32> {
         let (seq, features) = (shape[1], shape[2]);
-        let mut out = vec![0.0f32; x.len()];
+        let mut out = super::zeros(x.len());
         out.par_chunks_mut(TOKENS * features)
             .zip(x.par_chunks(TOKENS * features))
             .enumerate()

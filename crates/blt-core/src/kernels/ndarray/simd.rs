@@ -38,7 +38,7 @@ pub(super) fn exp(x: f32) -> f32 {
     // 1.5·2²³: adding it rounds a float of magnitude < 2²² to an integer (ties to even), and
     // that integer then sits in the low bits of the sum's mantissa.
     const ROUND: f32 = 12_582_912.0;
-    let clamped = x.max(-87.3).min(88.3);
+    let clamped = x.clamp(-87.3, 88.3);
     let shifted = clamped * LOG2_E + ROUND;
     let n = shifted - ROUND;
     let r = (clamped - n * LN2_HI) - n * LN2_LO;

@@ -85,7 +85,7 @@ impl HostOp<2> for SwiGluOp {
             return None;
         }
         let (g, u) = (gate.as_slice()?, up.as_slice()?);
-        let mut out = vec![0.0f32; g.len()];
+        let mut out = super::zeros(g.len());
         out.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
             .for_each(|(out, (gate, up))| simd::dispatch(Forward { gate, up, out }));
@@ -103,8 +103,8 @@ impl HostOp<2> for SwiGluOp {
         let g = state.gate.as_slice().expect("standard layout");
         let u = state.up.as_slice().expect("standard layout");
         // Both gradients in one pass (the FFN always needs both).
-        let mut dgate = vec![0.0f32; g.len()];
-        let mut dup = vec![0.0f32; g.len()];
+        let mut dgate = super::zeros(g.len());
+        let mut dup = super::zeros(g.len());
         dgate
             .par_chunks_mut(CHUNK)
             .zip(dup.par_chunks_mut(CHUNK))

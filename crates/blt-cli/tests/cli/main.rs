@@ -635,3 +635,5 @@ fn bad_input_gives_one_line_errors() {
         assert!(!flex_run.exists(), "{args:?} wrote {}", flex_run.display());
     }
 }
+
+mod runs;
