@@ -11,7 +11,9 @@
 //! Semantics match [`burn::tensor::module::attention`]'s NaN-safe fallback: `true` in the mask
 //! hides a key, and a query that sees no key gets a zero output and zero gradients.
 
-use ndarray::{Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Slice};
+use ndarray::{
+    Array2, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2, ArrayViewMut4, Axis, Slice,
+};
 use rayon::prelude::*;
 
 use super::{
@@ -26,37 +28,45 @@ const BLOCK: usize = 64;
 /// matmul costs more than it saves on the tiny per-patch attentions of the pooling layers.
 const SMALL_PRODUCT: usize = 16 * 1024;
 
-/// Attention inputs for `n = batch · heads` independent heads, in standard layout.
+/// Attention inputs for `n = batch · heads` independent heads, as `[batch, heads, t, d]` views
+/// of any strides: the heads of a fused projection are read where they lie, without a copy.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Heads<'a> {
-    /// Queries `[n, tq, dk]`.
-    pub q: ArrayView3<'a, f32>,
-    /// Keys `[n, tk, dk]`.
-    pub k: ArrayView3<'a, f32>,
-    /// Values `[n, tk, dv]`.
-    pub v: ArrayView3<'a, f32>,
-    /// `true` = hidden, `[mask_rows, tq, tk]`; head `i` reads row `i / heads_per_mask_row`.
+    /// Queries `[batch, heads, tq, dk]`.
+    pub q: ArrayView4<'a, f32>,
+    /// Keys `[batch, heads, tk, dk]`.
+    pub k: ArrayView4<'a, f32>,
+    /// Values `[batch, heads, tk, dv]`.
+    pub v: ArrayView4<'a, f32>,
+    /// `true` = hidden, `[mask_rows, tq, tk]`; head `i` (of `batch · heads`, batch-major)
+    /// reads row `i / heads_per_mask_row`.
     pub mask: Option<ArrayView3<'a, bool>>,
-    /// Heads that share one mask row (the number of attention heads).
+    /// Heads that share one mask row.
     pub heads_per_mask_row: usize,
     /// Multiplies `q·kᵀ` before the softmax.
     pub scale: f32,
 }
 
-/// What the forward pass returns: the output `[n, tq, dv]` and each query's log-sum-exp of its
-/// scaled scores `[n, tq]` (−∞ for a query that sees no key).
-#[derive(Debug)]
-pub(crate) struct Forward {
-    pub out: Array3<f32>,
-    pub lse: Array2<f32>,
+impl<'a> Heads<'a> {
+    /// `batch · heads`.
+    fn count(&self) -> usize {
+        let (b, h, _, _) = self.q.dim();
+        b * h
+    }
+
+    /// Head `i` (batch-major) of `a`, `[t, d]`.
+    fn head(a: ArrayView4<'a, f32>, i: usize) -> ArrayView2<'a, f32> {
+        let h = a.dim().1;
+        a.index_axis_move(Axis(0), i / h)
+            .index_axis_move(Axis(0), i % h)
+    }
 }
 
-/// Gradients with respect to queries, keys and values, shaped like them.
-#[derive(Debug)]
-pub(crate) struct Gradients {
-    pub dq: Array3<f32>,
-    pub dk: Array3<f32>,
-    pub dv: Array3<f32>,
+/// Every head of `a` (`[batch, heads, t, d]`, batch-major) as its own mutable `[t, d]` view.
+fn heads_mut(a: ArrayViewMut4<'_, f32>) -> Vec<ArrayViewMut2<'_, f32>> {
+    a.into_outer_iter_mut()
+        .flat_map(|batch| batch.into_outer_iter_mut())
+        .collect()
 }
 
 /// The keys one query row can see lie in `start..end`; when `dense`, every key in between is
@@ -101,7 +111,7 @@ fn visible_ranges(mask: Option<ArrayView2<'_, bool>>, tq: usize, tk: usize) -> R
 
 /// Spans per mask row (shared by that row's heads).
 fn all_ranges(heads: &Heads<'_>) -> Vec<Ranges> {
-    let (tq, tk) = (heads.q.dim().1, heads.k.dim().1);
+    let (tq, tk) = (heads.q.dim().2, heads.k.dim().2);
     match heads.mask {
         None => vec![visible_ranges(None, tq, tk)],
         Some(mask) => mask
@@ -304,9 +314,9 @@ fn forward_head(
     (mut out, lse): (ArrayViewMut2<'_, f32>, &mut [f32]),
     scratch: &mut Vec<f32>,
 ) {
-    let q = heads.q.index_axis(Axis(0), head);
-    let k = heads.k.index_axis(Axis(0), head);
-    let v = heads.v.index_axis(Axis(0), head);
+    let q = Heads::head(heads.q, head);
+    let k = Heads::head(heads.k, head);
+    let v = Heads::head(heads.v, head);
     lse.fill(f32::NEG_INFINITY);
     for block in blocks(ranges, mask_row(heads, head)).flatten() {
         let (i0, rows, lo, width) = (block.i0, block.rows, block.lo, block.width);
@@ -330,39 +340,23 @@ fn forward_head(
     }
 }
 
-/// `n` equal parts of `data`, each viewed as a `[rows, cols]` matrix.
-fn head_views(
-    data: &mut [f32],
-    (rows, cols): (usize, usize),
-) -> impl IndexedParallelIterator<Item = ArrayViewMut2<'_, f32>> {
-    data.par_chunks_mut((rows * cols).max(1)).map(move |part| {
-        ArrayViewMut2::from_shape((rows, cols), part).expect("each part holds rows × cols")
-    })
-}
-
-fn array3(data: Vec<f32>, shape: (usize, usize, usize)) -> Array3<f32> {
-    Array3::from_shape_vec(shape, data).expect("the buffer holds the shape")
-}
-
-/// Forward pass over every head; each head writes straight into its part of the output.
-pub(crate) fn forward(heads: &Heads<'_>) -> Forward {
-    let (n, tq, _) = heads.q.dim();
-    let dv = heads.v.dim().2;
+/// Forward pass over every head, each written straight into its part of `out`
+/// (`[batch, heads, tq, dv]`, zeros on entry, any strides); returns each query's log-sum-exp
+/// `[batch · heads, tq]` (−∞ for a query that sees no key).
+pub(crate) fn forward(heads: &Heads<'_>, out: ArrayViewMut4<'_, f32>) -> Array2<f32> {
+    let (n, tq) = (heads.count(), heads.q.dim().2);
     let ranges = all_ranges(heads);
-    let mut out = super::zeros(n * tq * dv);
-    let mut lse = vec![0.0f32; n * tq];
+    let mut lse = vec![f32::NEG_INFINITY; n * tq];
     if n * tq > 0 {
-        head_views(&mut out, (tq, dv))
+        heads_mut(out)
+            .into_par_iter()
             .zip(lse.par_chunks_mut(tq))
             .enumerate()
             .for_each_init(Vec::new, |scratch, (head, parts)| {
                 forward_head(heads, head, ranges_of(heads, &ranges, head), parts, scratch);
             });
     }
-    Forward {
-        out: array3(out, (n, tq, dv)),
-        lse: Array2::from_shape_vec((n, tq), lse).expect("the buffer holds [n, tq]"),
-    }
+    Array2::from_shape_vec((n, tq), lse).expect("the buffer holds [n, tq]")
 }
 
 /// Everything the backward pass reads besides the forward inputs.
@@ -370,8 +364,8 @@ pub(crate) fn forward(heads: &Heads<'_>) -> Forward {
 pub(crate) struct Saved<'a> {
     /// The forward log-sum-exp `[n, tq]`.
     pub lse: ArrayView2<'a, f32>,
-    /// The gradient of the loss with respect to the output, `[n, tq, dv]`.
-    pub grad: ArrayView3<'a, f32>,
+    /// The gradient of the loss with respect to the output, `[batch, heads, tq, dv]`.
+    pub grad: ArrayView4<'a, f32>,
 }
 
 /// One head's parts of dq, dk and dv (zeros on entry).
@@ -389,10 +383,10 @@ fn backward_head(
     (mut dq, mut dk, mut dv): HeadGradients<'_>,
     scratch: &mut (Vec<f32>, Vec<f32>),
 ) {
-    let q = heads.q.index_axis(Axis(0), head);
-    let k = heads.k.index_axis(Axis(0), head);
-    let v = heads.v.index_axis(Axis(0), head);
-    let grad = saved.grad.index_axis(Axis(0), head);
+    let q = Heads::head(heads.q, head);
+    let k = Heads::head(heads.k, head);
+    let v = Heads::head(heads.v, head);
+    let grad = Heads::head(saved.grad, head);
     let lse = saved.lse.row(head).to_vec();
     let (probs, dprobs) = scratch;
     for block in blocks(ranges, mask_row(heads, head)).flatten() {
@@ -446,18 +440,20 @@ fn backward_head(
     }
 }
 
-/// Backward pass over every head; each head writes straight into its part of the gradients.
-pub(crate) fn backward(heads: &Heads<'_>, saved: &Saved<'_>) -> Gradients {
-    let (n, tq, dk_width) = heads.q.dim();
-    let (tk, dv_width) = (heads.k.dim().1, heads.v.dim().2);
+/// Gradients of the queries, keys and values (`[batch, heads, t, d]` each, zeros on entry,
+/// any strides), every head written straight into its parts.
+pub(crate) fn backward(
+    heads: &Heads<'_>,
+    saved: &Saved<'_>,
+    [dq, dk, dv]: [ArrayViewMut4<'_, f32>; 3],
+) {
+    let (n, tq, tk) = (heads.count(), heads.q.dim().2, heads.k.dim().2);
     let ranges = all_ranges(heads);
-    let mut dq = super::zeros(n * tq * dk_width);
-    let mut dk = super::zeros(n * tk * dk_width);
-    let mut dv = super::zeros(n * tk * dv_width);
     if n * tq * tk > 0 {
-        head_views(&mut dq, (tq, dk_width))
-            .zip(head_views(&mut dk, (tk, dk_width)))
-            .zip(head_views(&mut dv, (tk, dv_width)))
+        heads_mut(dq)
+            .into_par_iter()
+            .zip(heads_mut(dk))
+            .zip(heads_mut(dv))
             .enumerate()
             .for_each_init(
                 || (Vec::new(), Vec::new()),
@@ -466,10 +462,5 @@ pub(crate) fn backward(heads: &Heads<'_>, saved: &Saved<'_>) -> Gradients {
                     backward_head(heads, saved, head, ranges, (dq, dk, dv), scratch);
                 },
             );
-    }
-    Gradients {
-        dq: array3(dq, (n, tq, dk_width)),
-        dk: array3(dk, (n, tk, dk_width)),
-        dv: array3(dv, (n, tk, dv_width)),
     }
 }
