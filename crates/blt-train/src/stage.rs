@@ -75,11 +75,11 @@ struct RecordingStrategy {
     epochs: Arc<Mutex<Vec<EpochMetrics>>>,
 }
 
-impl RecordingStrategy {
-    fn record(epoch: usize, store: &EventStoreClient) -> EpochMetrics {
-        let get =
-            |name: &str, split: Split| store.find_metric(name, epoch, Aggregate::Mean, &split);
-        EpochMetrics {
+impl EpochMetrics {
+    /// Epoch `epoch`'s metrics, each read through `get(metric name, split)` (a mean over the
+    /// epoch).
+    fn read(epoch: usize, mut get: impl FnMut(&str, Split) -> Option<f64>) -> Self {
+        Self {
             epoch,
             train_loss: get(LossMetric::NAME, Split::Train),
             valid_loss: get(LossMetric::NAME, Split::Valid),
@@ -91,23 +91,23 @@ impl RecordingStrategy {
     }
 }
 
+impl RecordingStrategy {
+    fn record(epoch: usize, store: &EventStoreClient) -> EpochMetrics {
+        EpochMetrics::read(epoch, |name, split| {
+            store.find_metric(name, epoch, Aggregate::Mean, &split)
+        })
+    }
+}
+
 /// The metrics of epochs `1..=last` of an earlier session, read back from the stage's metric
 /// logs (a resumed run that has nothing left to train still reports its history).
 fn earlier_epochs(dir: &std::path::Path, last: usize) -> Vec<EpochMetrics> {
     let mut logger = burn::train::logger::FileMetricLogger::new(dir);
     (1..=last)
         .map(|epoch| {
-            let mut get =
-                |name: &str, split: Split| logs::epoch_mean(&mut logger, name, epoch, &split);
-            EpochMetrics {
-                epoch,
-                train_loss: get(LossMetric::NAME, Split::Train),
-                valid_loss: get(LossMetric::NAME, Split::Valid),
-                valid_bits_per_byte: get(BitsPerByteMetric::NAME, Split::Valid),
-                valid_accuracy: get(AccuracyMetric::NAME, Split::Valid),
-                valid_patch_length: get(PatchLengthMetric::NAME, Split::Valid),
-                train_bytes_per_second: get(BytesPerSecondMetric::NAME, Split::Train),
-            }
+            EpochMetrics::read(epoch, |name, split| {
+                logs::epoch_mean(&mut logger, name, epoch, &split)
+            })
         })
         .collect()
 }

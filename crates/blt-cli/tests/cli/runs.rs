@@ -29,6 +29,19 @@ fn copy_of_run(name: &str) -> PathBuf {
     dir
 }
 
+/// A run's `summary.json` and the numbers of the BLT epochs it lists.
+fn summary_epochs(run: &Path) -> (serde_json::Value, Vec<u64>) {
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let epochs = summary["blt_stage"]["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect();
+    (summary, epochs)
+}
+
 fn train_resume(run: &Path, extra: &[&str]) -> Output {
     output(
         cli()
@@ -73,14 +86,7 @@ fn resume_obeys_overrides_and_keeps_history() {
     );
 
     assert_ok(train_resume(&run, &["--max-steps", "12"]));
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
-    let epochs: Vec<u64> = summary["blt_stage"]["epochs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["epoch"].as_u64().unwrap())
-        .collect();
+    let (_, epochs) = summary_epochs(&run);
     assert_eq!(epochs, [1, 2, 3], "the earlier epochs stay in the summary");
     let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(config.contains("max_steps = 12"), "{config}");
@@ -231,15 +237,8 @@ fn training_survives_kills_at_random_moments() {
     if !finished {
         assert_ok(output(&mut attempt(&run)));
     }
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let (summary, epochs) = summary_epochs(&run);
     assert_eq!(summary["interrupted"], false);
-    let epochs: Vec<u64> = summary["blt_stage"]["epochs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["epoch"].as_u64().unwrap())
-        .collect();
     assert_eq!(epochs, (1..=24).collect::<Vec<_>>());
     assert_ok(output(cli().args(["info", "--model"]).arg(&run)));
     assert!(
