@@ -283,7 +283,14 @@ pub fn train<B: AutodiffBackend>(
             valid_fraction: config.data.valid_fraction,
             seed: t.seed,
         },
-    )?;
+    )
+    .map_err(|e| match e {
+        // Name the source: the data error alone does not know where the documents came from.
+        e @ blt_data::DataError::NoDocuments { .. } => {
+            TrainError::InvalidConfig(format!("data.source {:?}: {e}", config.data.source))
+        }
+        other => other.into(),
+    })?;
     let split = dataset.split();
     tracing::info!(stats = ?dataset.stats(), train_rows = split.train.len(), valid_rows = split.valid.len(), "data");
     let (train_groups, valid_groups) = loaders_groups(&split.train, &split.valid, t)?;

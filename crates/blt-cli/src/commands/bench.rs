@@ -1,7 +1,10 @@
 //! `blt-cli bench` (run through `cargo xtask bench`): throughput of training, forward and
 //! generation on the `bench` config, peak memory and achieved FLOP/s, as JSON.
 
-use std::{path::PathBuf, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use anyhow::{Context, Result};
 use blt_data::{BltBatcher, Row};
@@ -356,6 +359,13 @@ fn batched_rates<B: Backend>(
 pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
     // The error names the file already.
     let config = RunConfig::load(&args.config)?;
+    // Where the JSON goes is checked before minutes of measuring, not after.
+    if let Some(parent) = args.out.as_deref().and_then(Path::parent)
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot write --out: creating {}", parent.display()))?;
+    }
     let model = config.model.clone();
     let mut report = dispatch(
         &global.backend,
@@ -378,10 +388,6 @@ pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
     println!("{text}");
     if let Some(out) = args.out {
         let out: PathBuf = out;
-        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
         blt_core::fs::write_atomically(&out, text.as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
     }

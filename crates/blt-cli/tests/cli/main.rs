@@ -636,4 +636,5 @@ fn bad_input_gives_one_line_errors() {
     }
 }
 
+mod bad_input;
 mod runs;
