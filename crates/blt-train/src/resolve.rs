@@ -30,9 +30,6 @@ pub const RESUMABLE_FIELDS: &[&str] = &[
     "data.source",
 ];
 
-/// Fields the run writes itself (calibration): on resume the saved value is kept.
-const RUN_OWNED_FIELDS: &[&str] = &["model.entropy_threshold"];
-
 /// Settings given on the command line, applied over the config file.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunOverrides {
@@ -67,6 +64,7 @@ impl RunOverrides {
 /// [`RESUMABLE_FIELDS`]; keeps the saved `model.entropy_threshold`.
 pub fn resume_config(saved: &RunConfig, requested: &RunConfig) -> Result<RunConfig> {
     let mut merged = requested.clone();
+    // The run writes this one itself (calibration): the saved value is kept.
     merged.model.entropy_threshold = saved.model.entropy_threshold;
     let (old, new) = (as_value(saved), as_value(&merged));
     let mut changed = Vec::new();
@@ -75,7 +73,6 @@ pub fn resume_config(saved: &RunConfig, requested: &RunConfig) -> Result<RunConf
         .into_iter()
         .find(|(field, _, _)| !RESUMABLE_FIELDS.contains(&field.as_str()))
     {
-        debug_assert!(!RUN_OWNED_FIELDS.contains(&field.as_str()));
         return Err(TrainError::InvalidConfig(format!(
             "{field} cannot change when resuming (the run has {was}, now {now}); only {} may \
              change, so start a new run directory for this",

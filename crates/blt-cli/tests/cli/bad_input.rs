@@ -3,15 +3,16 @@
 
 use std::path::Path;
 
-use super::{CONFIG, assert_one_line_error, cli, output, run_dir, run_with_model, snapshot};
+use super::{
+    CONFIG, assert_one_line_error, cli, copy_model, output, run_dir, run_with_model, scratch_dir,
+    snapshot,
+};
 
 #[test]
 fn bad_files_configs_and_flags_are_one_line_errors() {
     let run = run_dir();
     let before = snapshot(run);
-    let root = run.parent().unwrap().join("bad-input");
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
+    let root = scratch_dir("bad-input");
     let file = |name: &str, bytes: &[u8]| {
         let path = root.join(name);
         std::fs::write(&path, bytes).unwrap();
@@ -90,22 +91,14 @@ fn bad_files_configs_and_flags_are_one_line_errors() {
         run_with_model(&["generate", "--prompt-file", "/nonexistent/p.txt"], run),
         "/nonexistent/p.txt",
     );
-    let copy = |name: &str| {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in ["model.toml", "blt.mpk", "entropy.mpk"] {
-            std::fs::copy(run.join(f), dir.join(f)).unwrap();
-        }
-        dir
-    };
-    let truncated = copy("truncated");
+    let truncated = copy_model("truncated");
     let weights = std::fs::read(truncated.join("blt.mpk")).unwrap();
     std::fs::write(truncated.join("blt.mpk"), &weights[..weights.len() / 3]).unwrap();
     assert_one_line_error(
         run_with_model(&["generate", "--prompt", "hi"], &truncated),
         "blt.mpk",
     );
-    let edited = copy("edited");
+    let edited = copy_model("edited");
     let manifest = std::fs::read_to_string(edited.join("model.toml")).unwrap();
     std::fs::write(
         edited.join("model.toml"),

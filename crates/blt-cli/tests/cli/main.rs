@@ -140,6 +140,24 @@ fn run_dir() -> &'static Path {
     })
 }
 
+/// An empty directory `name` beside the shared run, for a test's own files.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = run_dir().parent().unwrap().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A copy of the shared run's model directory files (manifest and both weights) in
+/// `scratch_dir(name)`, for tests that damage one.
+fn copy_model(name: &str) -> PathBuf {
+    let dir = scratch_dir(name);
+    for file in ["model.toml", "blt.mpk", "entropy.mpk"] {
+        std::fs::copy(run_dir().join(file), dir.join(file)).unwrap();
+    }
+    dir
+}
+
 /// Asserts a clean one-line failure that mentions `needle`.
 fn assert_one_line_error(out: Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -578,16 +596,7 @@ fn bad_input_gives_one_line_errors() {
     );
 
     // A copy of the run with a future format version, and one with corrupt weights.
-    let copy = |name: &str| {
-        let dir = run.parent().unwrap().join(name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        for file in ["model.toml", "blt.mpk", "entropy.mpk"] {
-            std::fs::copy(run.join(file), dir.join(file)).unwrap();
-        }
-        dir
-    };
-    let old = copy("future");
+    let old = copy_model("future");
     let manifest = std::fs::read_to_string(old.join("model.toml")).unwrap();
     std::fs::write(
         old.join("model.toml"),
@@ -595,7 +604,7 @@ fn bad_input_gives_one_line_errors() {
     )
     .unwrap();
     assert_one_line_error(generate(&old, "hi"), "format version 7");
-    let bad = copy("corrupt");
+    let bad = copy_model("corrupt");
     let mut weights = std::fs::read(bad.join("blt.mpk")).unwrap();
     let n = weights.len();
     weights[n / 2] ^= 0xff;

@@ -7,7 +7,9 @@ use std::{
     time::Duration,
 };
 
-use super::{CONFIG, assert_ok, assert_one_line_error, cli, output, run_dir, snapshot};
+use super::{
+    CONFIG, assert_ok, assert_one_line_error, cli, output, run_dir, scratch_dir, snapshot,
+};
 
 /// A copy of the shared run directory, for tests that write into one.
 fn copy_of_run(name: &str) -> PathBuf {
@@ -23,8 +25,7 @@ fn copy_of_run(name: &str) -> PathBuf {
             }
         }
     }
-    let dir = run_dir().parent().unwrap().join(name);
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch_dir(name);
     copy_dir(run_dir(), &dir);
     dir
 }
@@ -95,9 +96,7 @@ fn resume_obeys_overrides_and_keeps_history() {
 /// A corpus that is one text file trains: its last rows are held out for validation.
 #[test]
 fn a_one_file_corpus_trains() {
-    let root = run_dir().parent().unwrap().join("one-file");
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
+    let root = scratch_dir("one-file");
     let book = root.join("book.txt");
     let text: String = (0..400)
         .map(|i| format!("Verse {i}: and the words went on. "))
@@ -134,9 +133,7 @@ fn a_one_file_corpus_trains() {
 /// gets a config, and so is an entropy model for a run that does not patch by entropy.
 #[test]
 fn an_entropy_model_with_other_settings_is_refused() {
-    let root = run_dir().parent().unwrap().join("entropy-mismatch");
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
+    let root = scratch_dir("entropy-mismatch");
     let entropy = run_dir().join("entropy");
     let cases = [
         (
@@ -172,9 +169,7 @@ fn an_entropy_model_with_other_settings_is_refused() {
 /// step, the whole history and a model that loads.
 #[test]
 fn training_survives_kills_at_random_moments() {
-    let root = run_dir().parent().unwrap().join("killed");
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
+    let root = scratch_dir("killed");
     let config = root.join("every-step.toml");
     std::fs::write(
         &config,

@@ -148,11 +148,13 @@ impl HostOp<3> for AttentionOp {
             &saved,
             [dq.view_mut(), dk.view_mut(), dv.view_mut()],
         );
-        let mut i = 0;
-        grads.map(|g| {
-            i += 1;
-            needed[i - 1].then(|| primitive(g.into_shared()))
-        })
+        let [dq, dk, dv] = grads;
+        let keep = |g: Array4<f32>, needed: bool| needed.then(|| primitive(g.into_shared()));
+        [
+            keep(dq, needed[0]),
+            keep(dk, needed[1]),
+            keep(dv, needed[2]),
+        ]
     }
 }
 

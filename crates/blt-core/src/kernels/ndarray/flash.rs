@@ -306,7 +306,7 @@ fn ranges_of<'a>(heads: &Heads<'_>, ranges: &'a [Ranges], head: usize) -> &'a [R
 }
 
 /// Softmax of one head's attention into its `[tq, dv]` output (zeros on entry) and `[tq]`
-/// log-sum-exp.
+/// log-sum-exp (−∞ on entry, which rows outside every block keep).
 fn forward_head(
     heads: &Heads<'_>,
     head: usize,
@@ -317,7 +317,6 @@ fn forward_head(
     let q = Heads::head(heads.q, head);
     let k = Heads::head(heads.k, head);
     let v = Heads::head(heads.v, head);
-    lse.fill(f32::NEG_INFINITY);
     for block in blocks(ranges, mask_row(heads, head)).flatten() {
         let (i0, rows, lo, width) = (block.i0, block.rows, block.lo, block.width);
         scratch.resize(rows * width, 0.0);

@@ -55,37 +55,71 @@ pub(in crate::kernels) fn matmul(
         return c;
     }
     let mut c = Array2::<f32>::uninit((m, n));
+    let strides = (c.strides()[0], c.strides()[1]);
+    // SAFETY: `c` is a fresh `[m, n]` allocation of `MaybeUninit<f32>` (the layout of `f32`),
+    // valid for writes at `strides` and overlapping neither input; with `beta` zero `gemm`
+    // never reads it and writes every one of its `m · n` elements, so it is initialised when
+    // `assume_init` runs. The shapes agree and are non-empty (checked above).
+    unsafe {
+        gemm_raw(
+            1.0,
+            a,
+            b,
+            0.0,
+            c.as_mut_ptr().cast::<f32>(),
+            strides,
+            threads,
+        );
+        c.assume_init()
+    }
+}
+
+/// `dst = alpha · a · b + beta · dst` on `gemm`'s kernels, `dst` being `[m, n]` at `dst` with
+/// row and column strides `dst_strides`; `dst` is read only when `beta` is not zero.
+///
+/// # Safety
+/// `a` is `[m, k]` and `b` is `[k, n]` with `m`, `k`, `n` all non-zero; every element of the
+/// `[m, n]` region at `dst` with `dst_strides` is valid for writes (and, when `beta` is not
+/// zero, for reads of initialised values), and the region overlaps neither `a` nor `b`.
+unsafe fn gemm_raw(
+    alpha: f32,
+    a: &ArrayView2<'_, f32>,
+    b: &ArrayView2<'_, f32>,
+    beta: f32,
+    dst: *mut f32,
+    (dst_rs, dst_cs): (isize, isize),
+    threads: Threads,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
     let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
-    let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
-    // SAFETY: as in `gemm_into` for the inputs (views of shapes `[m, k]` and `[k, n]`, all
-    // non-empty). `c` is a fresh `[m, n]` allocation of `MaybeUninit<f32>`, which has the
-    // layout of `f32`; with `read_dst` false `gemm` never reads it and writes every one of
-    // its `m · n` elements (`dst = product_scale · lhs · rhs`), so it is initialised when
-    // `assume_init` runs.
+    // SAFETY: the views guarantee that every element `gemm` addresses in `a` and `b` through
+    // these base pointers and strides lies inside them; the caller guarantees the same for
+    // `dst`. `gemm` computes `dst = dst_scale · dst + product_scale · lhs · rhs`, reading
+    // `dst` only when told to (`beta != 0`).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr().cast::<f32>(),
-            c_cs,
-            c_rs,
-            false,
+            dst,
+            dst_cs,
+            dst_rs,
+            beta != 0.0,
             a.as_ptr(),
             a_cs,
             a_rs,
             b.as_ptr(),
             b_cs,
             b_rs,
-            0.0,
-            1.0,
+            beta,
+            alpha,
             false,
             false,
             false,
             threads.parallelism(),
         );
-        c.assume_init()
     }
 }
 
@@ -121,37 +155,11 @@ pub(in crate::kernels) fn gemm_into(
         }
         return;
     }
-    let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
-    let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
-    let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
-    // SAFETY: `a`, `b` and `c` are live ndarray views of shapes `[m, k]`, `[k, n]` and `[m, n]`
-    // (checked above, all non-empty), so every element `gemm` addresses through these base
-    // pointers and strides lies inside the view it came from. `c` is borrowed mutably and so
-    // overlaps neither input. `gemm` computes `dst = dst_scale · dst + product_scale · lhs ·
-    // rhs`, reading `dst` only when told to (`beta != 0`).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            c_cs,
-            c_rs,
-            beta != 0.0,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            beta,
-            alpha,
-            false,
-            false,
-            false,
-            threads.parallelism(),
-        );
-    }
+    let strides = (c.strides()[0], c.strides()[1]);
+    // SAFETY: the shapes agree and are non-empty (checked above); `c` is a live view of
+    // initialised `[m, n]` elements at `strides`, borrowed mutably and so overlapping neither
+    // input.
+    unsafe { gemm_raw(alpha, a, b, beta, c.as_mut_ptr(), strides, threads) }
 }
 
 #[cfg(test)]
