@@ -16,6 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let batch_rows: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(16);
     let reset = args.next().as_deref() == Some("reset");
+    let resets = blt_model::EntropyResets {
+        at_newline: reset,
+        ..Default::default()
+    };
     let limit: Option<usize> = args.next().map(|a| a.parse()).transpose()?;
 
     let started = Instant::now();
@@ -59,12 +63,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let all = dataset.rows();
     let rows = &all[..limit.unwrap_or(all.len()).min(all.len())];
-    let cache = EntropyCache::load_or_compute(&path, "tiny-random", rows, reset, |rows| {
-        compute_entropies(&model, rows, reset, batch_rows, &device)
+    let cache = EntropyCache::load_or_compute(&path, "tiny-random", rows, resets, |rows| {
+        compute_entropies(&model, rows, resets, batch_rows, &device)
     })?;
     let computed = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    EntropyCache::load(&path, "tiny-random", rows, reset)?;
+    EntropyCache::load(&path, "tiny-random", rows, resets)?;
     let reloaded = started.elapsed().as_secs_f64();
     println!(
         "entropy cache: {} rows, {} values, batch_rows {batch_rows}, reset_context {reset}: \

@@ -59,8 +59,7 @@ pub struct BltBatcher {
 
 impl BltBatcher {
     /// A batcher for `config`. `entropies` is required when `config.patching` is `entropy`
-    /// (and its `reset_context` must match `config.reset_entropy_context`); it is ignored
-    /// otherwise.
+    /// (and its context resets must be `config.entropy_resets()`); it is ignored otherwise.
     pub fn new(config: &BltConfig, entropies: Option<Arc<EntropyCache>>) -> Result<Self> {
         config.validate()?;
         let entropies = match (config.patching, entropies) {
@@ -71,12 +70,12 @@ impl BltBatcher {
                 ));
             }
             (PatchingKind::Entropy, Some(cache)) => {
-                if cache.reset_context() != config.reset_entropy_context {
+                if cache.resets() != config.entropy_resets() {
                     return Err(DataError::InvalidConfig(format!(
-                        "the entropy cache was computed with reset_context = {}, but \
-                         reset_entropy_context is {}",
-                        cache.reset_context(),
-                        config.reset_entropy_context
+                        "the entropy cache was computed with context resets {:?}, but the \
+                         config asks for {:?} (reset_entropy_context, document_mask)",
+                        cache.resets(),
+                        config.entropy_resets()
                     )));
                 }
                 Some(cache)

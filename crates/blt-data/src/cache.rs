@@ -1,6 +1,6 @@
 //! [`EntropyCache`]: per-row entropies computed once and stored beside the run in one binary
 //! file, reloaded only when it provably belongs to the same rows, the same entropy model and the
-//! same `reset_context` setting.
+//! same context resets ([`EntropyResets`]).
 //!
 //! # File format (version 1, little-endian)
 //!
@@ -10,7 +10,7 @@
 //! | 4 | format version (`u32`, 1) |
 //! | 32 | corpus checksum: sha256 over the rows (see [`rows_checksum`]) |
 //! | 4 + n | entropy model identity: length (`u32`) and UTF-8 bytes, given by the caller |
-//! | 1 | `reset_context` (0 or 1) |
+//! | 1 | context resets: bit 0 at newlines, bit 1 *not* at EOS (so files written before documents could be merged read as they were) |
 //! | 8 | number of rows `R` (`u64`) |
 //! | 4 · R | entropies per row (`u32` each, = the row's input positions) |
 //! | 4 · Σ | the entropies, `f32`, row after row |
@@ -25,6 +25,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use blt_model::EntropyResets;
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -54,7 +55,7 @@ pub fn rows_checksum(rows: &[Row]) -> [u8; 32] {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntropyCache {
     identity: String,
-    reset_context: bool,
+    resets: EntropyResets,
     checksum: [u8; 32],
     positions: HashMap<usize, usize>,
     offsets: Vec<usize>,
@@ -66,7 +67,7 @@ impl EntropyCache {
     pub fn new(
         rows: &[Row],
         identity: &str,
-        reset_context: bool,
+        resets: EntropyResets,
         entropies: Vec<Vec<f32>>,
     ) -> Result<Self> {
         if entropies.len() != rows.len() {
@@ -81,7 +82,7 @@ impl EntropyCache {
         Ok(Self::assemble(
             rows,
             identity.to_string(),
-            reset_context,
+            resets,
             rows_checksum(rows),
             &lengths,
             entropies.concat(),
@@ -91,7 +92,7 @@ impl EntropyCache {
     fn assemble(
         rows: &[Row],
         identity: String,
-        reset_context: bool,
+        resets: EntropyResets,
         checksum: [u8; 32],
         lengths: &[usize],
         data: Vec<f32>,
@@ -103,7 +104,7 @@ impl EntropyCache {
         }
         Self {
             identity,
-            reset_context,
+            resets,
             checksum,
             positions: rows.iter().enumerate().map(|(k, r)| (r.index, k)).collect(),
             offsets,
@@ -122,9 +123,9 @@ impl EntropyCache {
         &self.identity
     }
 
-    /// Whether the entropy model's context was reset at newlines.
-    pub fn reset_context(&self) -> bool {
-        self.reset_context
+    /// Where the entropy model's context restarted.
+    pub fn resets(&self) -> EntropyResets {
+        self.resets
     }
 
     /// The corpus checksum (see [`rows_checksum`]), in hex.
@@ -156,7 +157,7 @@ impl EntropyCache {
         bytes.extend_from_slice(&self.checksum);
         bytes.extend_from_slice(&(self.identity.len() as u32).to_le_bytes());
         bytes.extend_from_slice(self.identity.as_bytes());
-        bytes.push(u8::from(self.reset_context));
+        bytes.push(flags(self.resets));
         bytes.extend_from_slice(&(self.len() as u64).to_le_bytes());
         for w in self.offsets.windows(2) {
             bytes.extend_from_slice(&((w[1] - w[0]) as u32).to_le_bytes());
@@ -185,8 +186,8 @@ impl EntropyCache {
 
     /// Reads a cache for `rows`: [`DataError::CorruptCache`] when the file is damaged,
     /// truncated or of another format, [`DataError::StaleCache`] when it was written for other
-    /// rows, another model identity or another `reset_context`.
-    pub fn load(path: &Path, identity: &str, rows: &[Row], reset_context: bool) -> Result<Self> {
+    /// rows, another model identity or other context resets.
+    pub fn load(path: &Path, identity: &str, rows: &[Row], resets: EntropyResets) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| DataError::io("reading", path, e))?;
         let corrupt = |reason: String| DataError::CorruptCache {
             path: path.to_path_buf(),
@@ -238,13 +239,16 @@ impl EntropyCache {
                 "written by entropy model `{file_identity}`, expected `{identity}`"
             )));
         }
-        if flag > 1 {
-            return Err(corrupt(format!("reset_context flag {flag}")));
+        if flag > 3 {
+            return Err(corrupt(format!("context-reset flags {flag}")));
         }
-        if (flag == 1) != reset_context {
+        let written = EntropyResets {
+            at_newline: flag & 1 == 1,
+            at_eos: flag & 2 == 0,
+        };
+        if written != resets {
             return Err(stale(format!(
-                "written with reset_context = {}, expected {reset_context}",
-                flag == 1
+                "written with context resets {written:?}, expected {resets:?}"
             )));
         }
         if num_rows != rows.len() as u64 {
@@ -271,25 +275,25 @@ impl EntropyCache {
         Ok(Self::assemble(
             rows,
             file_identity,
-            reset_context,
+            resets,
             checksum,
             &lengths,
             data,
         ))
     }
 
-    /// Loads the cache at `path` if it belongs to these rows, this model identity and this
-    /// `reset_context`; otherwise computes it with `compute` (given `rows`, returning one vector
+    /// Loads the cache at `path` if it belongs to these rows, this model identity and these
+    /// context resets; otherwise computes it with `compute` (given `rows`, returning one vector
     /// per row) and saves it. A stale, corrupt or truncated file is reported with
     /// `tracing::warn!` and rebuilt, never used.
     pub fn load_or_compute(
         path: &Path,
         identity: &str,
         rows: &[Row],
-        reset_context: bool,
+        resets: EntropyResets,
         compute: impl FnOnce(&[Row]) -> Result<Vec<Vec<f32>>>,
     ) -> Result<Self> {
-        match Self::load(path, identity, rows, reset_context) {
+        match Self::load(path, identity, rows, resets) {
             Ok(cache) => {
                 tracing::info!(path = %path.display(), rows = rows.len(), "reusing entropy cache");
                 return Ok(cache);
@@ -302,10 +306,15 @@ impl EntropyCache {
             }
             Err(e) => return Err(e),
         }
-        let cache = Self::new(rows, identity, reset_context, compute(rows)?)?;
+        let cache = Self::new(rows, identity, resets, compute(rows)?)?;
         cache.save(path)?;
         Ok(cache)
     }
+}
+
+/// The file's context-reset byte (see the format table).
+fn flags(resets: EntropyResets) -> u8 {
+    u8::from(resets.at_newline) | (u8::from(!resets.at_eos) << 1)
 }
 
 /// Every row needs one entropy per input position.

@@ -146,8 +146,8 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
-    /// An entropy cache file was written for other rows, another entropy model or another
-    /// `reset_context` setting.
+    /// An entropy cache file was written for other rows, another entropy model or other
+    /// context resets.
     #[error("entropy cache {path} is stale: {reason}")]
     StaleCache {
         /// The cache file.

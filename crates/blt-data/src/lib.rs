@@ -32,7 +32,7 @@ pub use batch::{BltBatch, BltBatcher};
 pub use builtin::{BuiltinCorpus, KJV_SHA256, split_chapters};
 pub use cache::{EntropyCache, rows_checksum};
 pub use dataset::{ByteDataset, DatasetConfig, DatasetStats, Row, document_windows};
-pub use entropy::{compute_entropies, compute_entropies_until, sequence_entropies};
+pub use entropy::{compute_entropies, compute_entropies_until};
 pub use error::{DataError, Result};
 pub use glob::GlobPattern;
 pub use hub::HubDataset;

@@ -110,6 +110,15 @@ pub struct BltConfig {
     pub max_patch_size: usize,
     /// Reset the entropy model's context after every newline (paper §4.4). Default: false.
     pub reset_entropy_context: bool,
+    /// Keep documents apart: a byte attends only to bytes of its own document (the bytes up
+    /// to and including the EOS that ends it) in the local and entropy models, and a patch
+    /// only to patches of its own documents in the global model, as the original BLT trains
+    /// (reference §5, §6). As there, the hash n-grams of a document's first 7 bytes reach back
+    /// over the EOS, and the bytes of its first patch read the global state of the patch that
+    /// holds the EOS (the decoder's one-patch shift). Off, every mask is plainly causal over
+    /// the whole row, as in transformers' BLT; `import-hf` sets it off. The two give the same
+    /// logits on inputs without EOS. Default: true.
+    pub document_mask: bool,
     /// Entropy model layers. Default: 2.
     pub entropy_model_layers: usize,
     /// Entropy model attention window in bytes. Default: 256.
@@ -188,6 +197,7 @@ impl BltConfig {
             min_patch_size: 1,
             max_patch_size: 0,
             reset_entropy_context: false,
+            document_mask: true,
             entropy_model_layers: 2,
             entropy_context_size: 256,
             entropy_hidden_size: 128,
@@ -428,6 +438,14 @@ impl BltConfig {
             return fail("max_position_embeddings must be at least 2".into());
         }
         Ok(())
+    }
+
+    /// Where the entropy model's context restarts under this config.
+    pub fn entropy_resets(&self) -> crate::EntropyResets {
+        crate::EntropyResets {
+            at_eos: self.document_mask,
+            at_newline: self.reset_entropy_context,
+        }
     }
 
     /// The patcher this config describes.

@@ -155,19 +155,39 @@ pub fn entropy_of_logits<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 2> {
 /// The id of a newline byte, where `reset_context` restarts the entropy model's context.
 pub const NEWLINE_ID: u32 = b'\n' as u32 + blt_patching::BYTE_OFFSET;
 
-/// Whether `id` ends an entropy-model segment: every EOS does and, with `reset_at_newline`,
-/// every newline (paper §4.4). The token itself belongs to the segment it ends. Training,
-/// the entropy cache and both generation paths all decide segments with this one rule.
-pub fn ends_entropy_segment(id: u32, reset_at_newline: bool) -> bool {
-    id == blt_patching::EOS_ID || (reset_at_newline && id == NEWLINE_ID)
+/// Where the entropy model's context restarts (see [`BltConfig::entropy_resets`]).
+///
+/// [`BltConfig::entropy_resets`]: crate::BltConfig::entropy_resets
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EntropyResets {
+    /// After every EOS: documents are kept apart (`document_mask`).
+    pub at_eos: bool,
+    /// After every newline (`reset_entropy_context`, paper §4.4).
+    pub at_newline: bool,
 }
 
-/// Document segments the entropy model attends within (see [`ends_entropy_segment`]).
-pub fn entropy_segments(ids: &[u32], reset_at_newline: bool) -> Vec<u32> {
-    blt_core::mask::segment_ids(
-        ids.iter()
-            .map(|&id| ends_entropy_segment(id, reset_at_newline)),
-    )
+impl Default for EntropyResets {
+    /// Documents apart, no newline resets: the config defaults.
+    fn default() -> Self {
+        Self {
+            at_eos: true,
+            at_newline: false,
+        }
+    }
+}
+
+impl EntropyResets {
+    /// Whether `id` ends an entropy-model segment. The token itself belongs to the segment it
+    /// ends. Training, the entropy cache and both generation paths all decide segments with
+    /// this one rule.
+    pub fn ends_segment(self, id: u32) -> bool {
+        (self.at_eos && id == blt_patching::EOS_ID) || (self.at_newline && id == NEWLINE_ID)
+    }
+
+    /// Segment ids of a row: the spans the entropy model attends within.
+    pub fn segments(self, ids: &[u32]) -> Vec<u32> {
+        blt_core::mask::segment_ids(ids.iter().map(|&id| self.ends_segment(id)))
+    }
 }
 
 impl<B: Backend> EntropyModel<B> {
@@ -185,7 +205,7 @@ impl<B: Backend> EntropyModel<B> {
     pub fn entropies(
         &self,
         rows: &[&[u32]],
-        reset_at_newline: bool,
+        resets: EntropyResets,
         device: &B::Device,
     ) -> Result<Vec<Vec<f32>>> {
         if rows.is_empty() {
@@ -207,7 +227,7 @@ impl<B: Backend> EntropyModel<B> {
             for (t, &id) in row.iter().enumerate() {
                 ids[b * seq + t] = id as i64;
             }
-            let mut seg = entropy_segments(row, reset_at_newline);
+            let mut seg = resets.segments(row);
             seg.resize(seq, u32::MAX);
             segments.push(seg);
         }

@@ -234,8 +234,8 @@ impl<B: Backend> BltInput<B> {
         }
 
         // Documents: a segment ends at each EOS (reference §5); patches that hold an EOS end a
-        // global segment (reference §6, block-causal).
-        let has_eos = rows.iter().any(|r| r.ids.contains(&EOS_ID));
+        // global segment (reference §6, block-causal). Without `document_mask`, plainly causal.
+        let has_eos = config.document_mask && rows.iter().any(|r| r.ids.contains(&EOS_ID));
         let byte_segments: Option<Vec<Vec<u32>>> = has_eos.then(|| {
             rows.iter()
                 .map(|r| {

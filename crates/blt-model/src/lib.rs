@@ -28,8 +28,7 @@ pub use config::{BltConfig, PatchingKind, Pooling};
 pub use decoder::LocalDecoder;
 pub use embedding::ByteEmbedding;
 pub use encoder::LocalEncoder;
-pub use entropy::{EntropyModel, EntropyModelConfig, entropy_of_logits};
-pub use entropy::{NEWLINE_ID, ends_entropy_segment, entropy_segments};
+pub use entropy::{EntropyModel, EntropyModelConfig, EntropyResets, NEWLINE_ID, entropy_of_logits};
 pub use error::{ModelError, Result};
 pub use generate::{
     DecodeMode, GeneratedByte, GenerationConfig, GenerationSummary, Generator, Sampler,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use blt_data::{BatchPlan, BatchPlanConfig, BltBatcher, Row, SplitDataset};
-use blt_model::entropy_segments;
+use blt_model::EntropyResets;
 use burn::{
     data::dataset::Dataset,
     tensor::{
@@ -71,12 +71,12 @@ pub(crate) fn loaders_groups(
     Ok((train, valid))
 }
 
-/// Builds an entropy-model batch: windowed causal mask, reset at documents (and newlines when
-/// `reset` is set), targets shifted by one.
+/// Builds an entropy-model batch: windowed causal mask, the context restarting where `reset`
+/// says (documents, newlines), targets shifted by one.
 pub fn byte_lm_batch<B: Backend>(
     rows: &[Row],
     window: usize,
-    reset: bool,
+    reset: EntropyResets,
     device: &B::Device,
 ) -> ByteLmBatch<B> {
     let batch = rows.len();
@@ -91,7 +91,7 @@ pub fn byte_lm_batch<B: Backend>(
             targets[b * seq + t] = y as i64;
             real[b * seq + t] = true;
         }
-        let mut seg = entropy_segments(row.input(), reset);
+        let mut seg = reset.segments(row.input());
         seg.resize(seq, u32::MAX);
         segments.push(seg);
     }

@@ -226,7 +226,7 @@ fn train_entropy_model<B: AutodiffBackend>(
         max_grad_norm: t.max_grad_norm,
         guard: Some(settings.guard.clone()),
     };
-    let (window, reset) = (m.entropy_context_size, m.reset_entropy_context);
+    let (window, reset) = (m.entropy_context_size, m.entropy_resets());
     let make: MakeBatch<B, StepBatch<ByteLmBatch<B>>> =
         Arc::new(move |rows, step, d| StepBatch::new(byte_lm_batch(rows, window, reset, d), step));
     let make_valid: MakeBatch<B::InnerBackend, ByteLmBatch<B::InnerBackend>> =
@@ -356,16 +356,11 @@ pub fn train<B: AutodiffBackend>(
                 &run_dir.join(ENTROPY_CACHE_FILE),
                 &identity,
                 &rows,
-                m.reset_entropy_context,
+                m.entropy_resets(),
                 |rows| {
-                    compute_entropies_until(
-                        model,
-                        rows,
-                        m.reset_entropy_context,
-                        16,
-                        &device,
-                        || options.interrupter.should_stop(),
-                    )
+                    compute_entropies_until(model, rows, m.entropy_resets(), 16, &device, || {
+                        options.interrupter.should_stop()
+                    })
                 },
             );
             let cache = match computed {

@@ -28,7 +28,7 @@ impl BackendTask for CalibrateTask {
                 format!("loading the entropy model of {}", self.args.model.display())
             })?;
         let rows = load_rows(&self.args.data, &config, self.args.max_rows)?;
-        let h = compute_entropies(&entropy, &rows, config.reset_entropy_context, 8, &device)?;
+        let h = compute_entropies(&entropy, &rows, config.entropy_resets(), 8, &device)?;
         let slices: Vec<&[f32]> = h.iter().map(Vec::as_slice).collect();
         let options = CalibrationOptions {
             monotonic: config.monotonic_entropy,

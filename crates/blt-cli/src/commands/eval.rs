@@ -73,17 +73,11 @@ pub fn evaluate<B: Backend>(
 ) -> Result<EvalReport> {
     let cache = match entropy_model {
         Some(e) => {
-            let h = compute_entropies(
-                e,
-                rows,
-                config.reset_entropy_context,
-                batch_size.max(1),
-                device,
-            )?;
+            let h = compute_entropies(e, rows, config.entropy_resets(), batch_size.max(1), device)?;
             Some(Arc::new(EntropyCache::new(
                 rows,
                 "eval",
-                config.reset_entropy_context,
+                config.entropy_resets(),
                 h,
             )?))
         }

@@ -69,7 +69,7 @@ impl BackendTask for EntropyPatchTask {
             limit - 1
         );
         let h = entropy
-            .entropies(&[&ids], config.reset_entropy_context, &device)?
+            .entropies(&[&ids], config.entropy_resets(), &device)?
             .remove(0);
         let mut patcher_config = config.patcher_config();
         let threshold = self.threshold.unwrap_or(config.entropy_threshold);

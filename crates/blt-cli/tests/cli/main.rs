@@ -320,12 +320,12 @@ fn eval_bits_per_byte_match_the_model_api() {
     let h = compute_entropies(
         loaded.entropy_model.as_ref().unwrap(),
         rows,
-        false,
+        config.entropy_resets(),
         6,
         &device,
     )
     .unwrap();
-    let cache = EntropyCache::new(rows, "test", false, h).unwrap();
+    let cache = EntropyCache::new(rows, "test", config.entropy_resets(), h).unwrap();
     let batcher = BltBatcher::new(config, Some(std::sync::Arc::new(cache))).unwrap();
     let batch = batcher.try_batch::<NdArray>(rows, &device).unwrap();
     let logits = loaded.model.forward(&batch.input).logits;

@@ -132,7 +132,18 @@ fn batcher_agrees_with_blt_patching_for_every_scheme() {
     let data = dataset(48);
     let device = Default::default();
     let rows: Vec<Row> = data.rows().to_vec();
-    let cache = Arc::new(EntropyCache::new(&rows, "fake", false, fake_entropies(&rows)).unwrap());
+    let cache = Arc::new(
+        EntropyCache::new(
+            &rows,
+            "fake",
+            blt_model::EntropyResets {
+                at_eos: true,
+                at_newline: false,
+            },
+            fake_entropies(&rows),
+        )
+        .unwrap(),
+    );
     for patching in [
         PatchingKind::Entropy,
         PatchingKind::Fixed,
@@ -158,7 +169,16 @@ fn entropy_patching_needs_every_row_in_the_cache() {
     assert!(err.to_string().contains("entropy cache"), "{err}");
 
     let partial = &rows[..rows.len() - 1];
-    let cache = EntropyCache::new(partial, "fake", false, fake_entropies(partial)).unwrap();
+    let cache = EntropyCache::new(
+        partial,
+        "fake",
+        blt_model::EntropyResets {
+            at_eos: true,
+            at_newline: false,
+        },
+        fake_entropies(partial),
+    )
+    .unwrap();
     let batcher = BltBatcher::new(&config, Some(Arc::new(cache))).unwrap();
     let last = rows.last().unwrap();
     let err = batcher
@@ -171,9 +191,18 @@ fn entropy_patching_needs_every_row_in_the_cache() {
     assert!(batcher.check_rows(rows).is_err());
     assert!(batcher.check_rows(partial).is_ok());
 
-    let mismatched = EntropyCache::new(rows, "fake", true, fake_entropies(rows)).unwrap();
+    let mismatched = EntropyCache::new(
+        rows,
+        "fake",
+        blt_model::EntropyResets {
+            at_eos: true,
+            at_newline: true,
+        },
+        fake_entropies(rows),
+    )
+    .unwrap();
     let err = BltBatcher::new(&config, Some(Arc::new(mismatched))).unwrap_err();
-    assert!(err.to_string().contains("reset_context"), "{err}");
+    assert!(err.to_string().contains("reset_entropy_context"), "{err}");
 }
 
 #[test]

@@ -5,9 +5,9 @@ use std::cell::Cell;
 
 use blt_data::{
     ByteDataset, DataError, DatasetConfig, EntropyCache, Row, compute_entropies,
-    compute_entropies_until, sequence_entropies,
+    compute_entropies_until,
 };
-use blt_model::{BltConfig, EntropyModel, EntropyModelConfig};
+use blt_model::{BltConfig, EntropyModel, EntropyModelConfig, EntropyResets};
 
 type TestBackend = burn::backend::NdArray;
 
@@ -17,6 +17,14 @@ fn model() -> EntropyModel<TestBackend> {
         ..BltConfig::tiny()
     };
     EntropyModelConfig::from_blt(&config).init::<TestBackend>(&Default::default())
+}
+
+/// Resets at EOS (documents apart), and at newlines when asked.
+fn newlines(at_newline: bool) -> EntropyResets {
+    EntropyResets {
+        at_eos: true,
+        at_newline,
+    }
 }
 
 fn rows() -> Vec<Row> {
@@ -58,13 +66,15 @@ fn batched_entropies_equal_per_row_entropies() {
         let one_by_one: Vec<Vec<f32>> = rows
             .iter()
             .map(|r| {
-                sequence_entropies(&model, &[r.input()], reset, &device)
+                model
+                    .entropies(&[r.input()], newlines(reset), &device)
                     .unwrap()
                     .remove(0)
             })
             .collect();
         for batch_rows in [1, 3, 64] {
-            let batched = compute_entropies(&model, &rows, reset, batch_rows, &device).unwrap();
+            let batched =
+                compute_entropies(&model, &rows, newlines(reset), batch_rows, &device).unwrap();
             if batch_rows == 1 {
                 assert_eq!(batched, one_by_one, "unpadded batches are bit-exact");
             }
@@ -92,8 +102,10 @@ fn a_row_never_sees_another_row() {
         .iter()
         .map(|&b| u32::from(b) + 4)
         .collect();
-    let alone = sequence_entropies(&model, &[&a], false, &device).unwrap();
-    let together = sequence_entropies(&model, &[&b, &a, &b], false, &device).unwrap();
+    let alone = model.entropies(&[&a], newlines(false), &device).unwrap();
+    let together = model
+        .entropies(&[&b, &a, &b], newlines(false), &device)
+        .unwrap();
     assert!(max_diff(&alone, &together[1..2]) <= 1e-5);
 }
 
@@ -109,23 +121,71 @@ fn newline_reset_restarts_the_context() {
     // With reset, what follows a newline does not depend on what came before it.
     let x = ids(b"abc\nhello");
     let y = ids(b"xyz\nhello");
-    let hx = sequence_entropies(&model, &[&x], true, &device)
+    let hx = model
+        .entropies(&[&x], newlines(true), &device)
         .unwrap()
         .remove(0);
-    let hy = sequence_entropies(&model, &[&y], true, &device)
+    let hy = model
+        .entropies(&[&y], newlines(true), &device)
         .unwrap()
         .remove(0);
     assert!(max_diff(&[hx[5..].to_vec()], &[hy[5..].to_vec()]) <= 1e-6);
     // Without it they differ, as the model reads the first line.
-    let gx = sequence_entropies(&model, &[&x], false, &device)
+    let gx = model
+        .entropies(&[&x], newlines(false), &device)
         .unwrap()
         .remove(0);
-    let gy = sequence_entropies(&model, &[&y], false, &device)
+    let gy = model
+        .entropies(&[&y], newlines(false), &device)
         .unwrap()
         .remove(0);
     assert!(max_diff(&[gx[5..].to_vec()], &[gy[5..].to_vec()]) > 1e-6);
     // Before the newline, resetting changes nothing.
     assert!(max_diff(&[hx[..4].to_vec()], &[gx[..4].to_vec()]) <= 1e-6);
+}
+
+/// With documents apart (the default), what follows an EOS does not depend on the document
+/// before it; with `document_mask` off (transformers' plain causal mask) it does.
+#[test]
+fn documents_are_apart_only_with_the_document_mask() {
+    let model = model();
+    let device = Default::default();
+    let eos = 2;
+    let ids = |first: &[u8]| -> Vec<u32> {
+        let mut ids = vec![1];
+        ids.extend(first.iter().map(|&b| u32::from(b) + 4));
+        ids.push(eos);
+        ids.extend(b"hello".iter().map(|&b| u32::from(b) + 4));
+        ids
+    };
+    let (x, y) = (ids(b"abc"), ids(b"xyz"));
+    let at = |resets: EntropyResets, row: &[u32]| {
+        model.entropies(&[row], resets, &device).unwrap().remove(0)
+    };
+    let apart = newlines(false);
+    let joined = EntropyResets {
+        at_eos: false,
+        at_newline: false,
+    };
+    assert!(
+        max_diff(
+            &[at(apart, &x)[5..].to_vec()],
+            &[at(apart, &y)[5..].to_vec()]
+        ) <= 1e-6
+    );
+    assert!(
+        max_diff(
+            &[at(joined, &x)[5..].to_vec()],
+            &[at(joined, &y)[5..].to_vec()]
+        ) > 1e-6
+    );
+    // Up to and including the EOS the two agree.
+    assert!(
+        max_diff(
+            &[at(apart, &x)[..5].to_vec()],
+            &[at(joined, &x)[..5].to_vec()]
+        ) <= 1e-6
+    );
 }
 
 fn fake(rows: &[Row], scale: f32) -> Vec<Vec<f32>> {
@@ -144,9 +204,11 @@ fn cache_round_trips_and_is_reused() {
         calls.set(calls.get() + 1);
         Ok(fake(r, 0.5))
     };
-    let first = EntropyCache::load_or_compute(&path, "model-a", &rows, false, compute).unwrap();
+    let first =
+        EntropyCache::load_or_compute(&path, "model-a", &rows, newlines(false), compute).unwrap();
     assert_eq!(calls.get(), 1);
-    let second = EntropyCache::load_or_compute(&path, "model-a", &rows, false, compute).unwrap();
+    let second =
+        EntropyCache::load_or_compute(&path, "model-a", &rows, newlines(false), compute).unwrap();
     assert_eq!(calls.get(), 1, "a matching cache must be reused");
     assert_eq!(first, second);
     for row in &rows {
@@ -167,7 +229,7 @@ fn corrupt_truncated_and_stale_caches_are_detected_and_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("entropies.bin");
     let rows = rows();
-    let good = EntropyCache::new(&rows, "model-a", false, fake(&rows, 1.0)).unwrap();
+    let good = EntropyCache::new(&rows, "model-a", newlines(false), fake(&rows, 1.0)).unwrap();
     good.save(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
 
@@ -184,32 +246,38 @@ fn corrupt_truncated_and_stale_caches_are_detected_and_rebuilt() {
         ("bad magic", bad_magic),
     ] {
         std::fs::write(&path, &content).unwrap();
-        let err = EntropyCache::load(&path, "model-a", &rows, false).unwrap_err();
+        let err = EntropyCache::load(&path, "model-a", &rows, newlines(false)).unwrap_err();
         assert!(
             matches!(err, DataError::CorruptCache { .. }),
             "{name}: {err:?}"
         );
         assert!(err.to_string().contains("entropies.bin"), "{err}");
         let calls = Cell::new(0);
-        let rebuilt = EntropyCache::load_or_compute(&path, "model-a", &rows, false, |r| {
-            calls.set(calls.get() + 1);
-            Ok(fake(r, 2.0))
-        })
-        .unwrap();
+        let rebuilt =
+            EntropyCache::load_or_compute(&path, "model-a", &rows, newlines(false), |r| {
+                calls.set(calls.get() + 1);
+                Ok(fake(r, 2.0))
+            })
+            .unwrap();
         assert_eq!(calls.get(), 1, "{name}: must be rebuilt");
         assert_eq!(rebuilt.values(), fake(&rows, 2.0).concat());
         // The rebuilt file is valid now.
-        EntropyCache::load(&path, "model-a", &rows, false).unwrap();
+        EntropyCache::load(&path, "model-a", &rows, newlines(false)).unwrap();
     }
 
-    // Stale: another model, another reset setting, other rows.
+    // Stale: another model, other context resets (newlines; documents joined), other rows.
     good.save(&path).unwrap();
     let mut other_rows = rows.clone();
     other_rows[0].ids[1] += 1;
+    let joined = EntropyResets {
+        at_eos: false,
+        at_newline: false,
+    };
     for (identity, reset, rows, needle) in [
-        ("model-b", false, &rows, "entropy model"),
-        ("model-a", true, &rows, "reset_context"),
-        ("model-a", false, &other_rows, "other rows"),
+        ("model-b", newlines(false), &rows, "entropy model"),
+        ("model-a", newlines(true), &rows, "context resets"),
+        ("model-a", joined, &rows, "context resets"),
+        ("model-a", newlines(false), &other_rows, "other rows"),
     ] {
         let err = EntropyCache::load(&path, identity, rows, reset).unwrap_err();
         assert!(matches!(err, DataError::StaleCache { .. }), "{err:?}");
@@ -222,7 +290,7 @@ fn corrupt_truncated_and_stale_caches_are_detected_and_rebuilt() {
         .unwrap();
         assert_eq!(calls.get(), 1);
         assert_eq!(rebuilt.identity(), identity);
-        assert_eq!(rebuilt.reset_context(), reset);
+        assert_eq!(rebuilt.resets(), reset);
         good.save(&path).unwrap();
     }
 }
@@ -232,12 +300,12 @@ fn wrong_entropy_shapes_are_errors() {
     let rows = rows();
     let mut entropies = fake(&rows, 1.0);
     entropies[2].pop();
-    let err = EntropyCache::new(&rows, "m", false, entropies).unwrap_err();
+    let err = EntropyCache::new(&rows, "m", newlines(false), entropies).unwrap_err();
     assert!(
         matches!(err, DataError::EntropyLength { row: 2, .. }),
         "{err:?}"
     );
-    assert!(EntropyCache::new(&rows, "m", false, Vec::new()).is_err());
+    assert!(EntropyCache::new(&rows, "m", newlines(false), Vec::new()).is_err());
 }
 
 #[test]
@@ -250,7 +318,8 @@ fn rows_beyond_the_model_positions_are_rejected() {
             .chain((0..600).map(|i| 4 + i % 200))
             .collect(),
     };
-    let err = compute_entropies(&model, &[long], false, 4, &Default::default()).unwrap_err();
+    let err =
+        compute_entropies(&model, &[long], newlines(false), 4, &Default::default()).unwrap_err();
     assert!(
         matches!(err, DataError::InvalidRow { row: 7, .. }),
         "{err:?}"
@@ -268,7 +337,8 @@ fn a_stop_check_ends_the_computation_between_batches_and_nothing_is_cached() {
         checks.set(checks.get() + 1);
         checks.get() > 2
     };
-    let err = compute_entropies_until(&model, &rows, false, 2, &device, stop).unwrap_err();
+    let err =
+        compute_entropies_until(&model, &rows, newlines(false), 2, &device, stop).unwrap_err();
     assert!(
         matches!(err, DataError::Interrupted { done: 4, total } if total == rows.len()),
         "{err:?}"
@@ -281,8 +351,8 @@ fn a_stop_check_ends_the_computation_between_batches_and_nothing_is_cached() {
     // Through the cache: the stop propagates and no file is left behind.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.bin");
-    let result = EntropyCache::load_or_compute(&path, "model", &rows, false, |rows| {
-        compute_entropies_until(&model, rows, false, 2, &device, || true)
+    let result = EntropyCache::load_or_compute(&path, "model", &rows, newlines(false), |rows| {
+        compute_entropies_until(&model, rows, newlines(false), 2, &device, || true)
     });
     assert!(matches!(
         result,

@@ -20,7 +20,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
 use super::{Generator, Step, incremental::pool_patch};
 use crate::{
-    entropy::{ends_entropy_segment, entropy_of_logits},
+    entropy::entropy_of_logits,
     error::{ModelError, Result},
 };
 
@@ -243,10 +243,10 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
             .convert::<f32>()
             .to_vec()
             .map_err(|e| ModelError::InvalidInput(format!("entropies: {e:?}")))?;
-        let reset = self.generator.config.reset_entropy_context;
+        let resets = self.generator.config.entropy_resets();
         for (row, id) in self.rows.iter_mut().zip(ids) {
             if let Some(id) = *id
-                && ends_entropy_segment(id, reset)
+                && resets.ends_segment(id)
             {
                 row.entropy_segment += 1;
             }

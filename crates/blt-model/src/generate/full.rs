@@ -41,7 +41,7 @@ impl<B: Backend> StepDecoder for FullRecompute<'_, '_, B> {
         let g = self.generator;
         let entropies = match g.entropy_model {
             Some(e) => Some(
-                e.entropies(&[&self.ids], g.config.reset_entropy_context, &g.device)?
+                e.entropies(&[&self.ids], g.config.entropy_resets(), &g.device)?
                     .remove(0),
             ),
             None => None,

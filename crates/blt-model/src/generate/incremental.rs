@@ -15,7 +15,6 @@ use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 use super::{Generator, Step, StepDecoder};
 use crate::{
     blt::Blt,
-    entropy::ends_entropy_segment,
     error::{ModelError, Result},
     input::PoolingLayout,
 };
@@ -73,7 +72,7 @@ impl<'g, 'a, B: Backend> Incremental<'g, 'a, B> {
         let segments = [vec![self.entropy_segment]];
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![id as i64], [1, 1]), device);
         let logits = model.forward_cached(ids, &mut self.entropy_caches, Some(&segments), None);
-        if ends_entropy_segment(id, self.generator.config.reset_entropy_context) {
+        if self.generator.config.entropy_resets().ends_segment(id) {
             self.entropy_segment += 1;
         }
         let h: f32 = crate::entropy::entropy_of_logits(logits)

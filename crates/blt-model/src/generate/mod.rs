@@ -108,6 +108,9 @@ pub struct GenerationSummary {
     pub global_steps: usize,
     /// Context shifts made (see [`GenerationConfig::context_shift`]).
     pub context_shifts: usize,
+    /// Positions run through a prefill: BOS and the prompt, then the kept context once per
+    /// context shift. Every other position is decoded once, as it is generated.
+    pub prefilled_positions: usize,
 }
 
 impl GenerationSummary {
@@ -222,6 +225,7 @@ impl<'a, B: Backend> Generator<'a, B> {
         let mut progress = Progress::new(prompt, generation, 0, self.config)?;
         let mut decoder = self.decoder(mode)?;
         let mut step = decoder.prefill(&progress.history)?;
+        let mut prefilled = progress.history.len();
         let (mut earlier_patches, mut earlier_steps, mut shifts) = (0, 0, 0);
         loop {
             if let Some(id) = progress.advance(&step, &mut on_byte)? {
@@ -240,12 +244,14 @@ impl<'a, B: Backend> Generator<'a, B> {
             progress.shift(cut);
             decoder = self.decoder(mode)?;
             step = decoder.prefill(&progress.history)?;
+            prefilled += progress.history.len();
         }
         let mut summary = progress.finish(
             earlier_patches + decoder.patches(),
             earlier_steps + decoder.global_steps(),
         );
         summary.context_shifts = shifts;
+        summary.prefilled_positions = prefilled;
         Ok(summary)
     }
 
@@ -427,6 +433,8 @@ impl<'c> Progress<'c> {
     fn finish(self, patches: usize, global_steps: usize) -> GenerationSummary {
         GenerationSummary {
             context_shifts: 0,
+            // BOS and the prompt: every position that was not generated.
+            prefilled_positions: self.dropped + self.history.len() - self.bytes.len(),
             positions: self.dropped + self.history.len(),
             bytes: self.bytes,
             stop: self.stop.unwrap_or(StopReason::MaxBytes),

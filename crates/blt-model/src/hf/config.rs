@@ -77,6 +77,11 @@ pub struct HfBltConfig {
     encoder_hash_byte_group_nb_functions: usize,
     #[serde(default)]
     tie_word_embeddings: bool,
+    /// Not a transformers field: `export-hf` records a model's `document_mask` here so that
+    /// importing the export again gives back the same model. transformers ignores it and
+    /// masks plainly causally, which is what its absence means.
+    #[serde(default)]
+    blt_document_mask: bool,
     encoder_config: HfSubConfig,
     decoder_config: HfSubConfig,
     global_config: HfSubConfig,
@@ -312,6 +317,9 @@ impl HfBltConfig {
                 .unwrap_or(defaults.entropy_threshold),
             max_patch_size: self.max_patch_length.unwrap_or(0),
             min_patch_size: 1,
+            // transformers' masks are plainly causal: an EOS inside a row does not separate
+            // documents there (unless blt exported the checkpoint from a model that does).
+            document_mask: self.blt_document_mask,
             ..defaults
         };
         if let Some(p) = &self.patcher_config {

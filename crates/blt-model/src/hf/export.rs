@@ -3,8 +3,9 @@
 //!
 //! Only what transformers' BLT computes can go out: cross-attention pooling, standard
 //! attention, no hierarchical memory, and for entropy patching the global threshold rule with
-//! the entropy model included. transformers has no document masking; a model trained with
-//! documents blocked at EOS gives the same logits on any input without an EOS.
+//! the entropy model included. transformers has no document masking: a model with
+//! `document_mask` on (the default) gives the same logits there on any input without an EOS,
+//! and one with it off gives the same logits on every input.
 
 use std::path::Path;
 
@@ -188,6 +189,7 @@ pub fn hf_config_json(config: &BltConfig, has_entropy_model: bool) -> Value {
         "encoder_hash_byte_group_vocab": c.ngram_vocab_size,
         "encoder_hash_byte_group_nb_functions": 1,
         "tie_word_embeddings": false,
+        "blt_document_mask": c.document_mask,
         "dtype": "float32",
         "encoder_config": encoder,
         "decoder_config": decoder,

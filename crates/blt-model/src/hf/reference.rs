@@ -156,7 +156,7 @@ pub fn max_logit_diffs<B: Backend>(
                 None => {
                     let h = match entropy_model {
                         Some(e) => Some(
-                            e.entropies(&[&row.input_ids], config.reset_entropy_context, device)?
+                            e.entropies(&[&row.input_ids], config.entropy_resets(), device)?
                                 .remove(0),
                         ),
                         None => None,

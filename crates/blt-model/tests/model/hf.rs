@@ -100,6 +100,8 @@ fn the_config_translates_field_by_field() {
     assert_eq!((c.window_size, c.cross_attn_k), (16, 2));
     assert_eq!((c.entropy_hidden_size, c.entropy_context_size), (32, 24));
     assert_eq!((c.rope_theta, c.entropy_rope_theta), (500_000.0, 10_000.0));
+    // transformers masks plainly causally, EOS or not.
+    assert!(!c.document_mask);
     assert!(loaded.entropy_model.is_some());
 }
 
@@ -145,7 +147,7 @@ fn the_imported_patcher_gives_transformers_entropies_patches_and_logits() {
     let ids = input_ids(&expected);
     let entropy = loaded.entropy_model.as_ref().unwrap();
     let h = entropy
-        .entropies(&[&ids], false, &device)
+        .entropies(&[&ids], loaded.config.entropy_resets(), &device)
         .unwrap()
         .remove(0);
     let want_h: Vec<f32> = expected["debug"]["patcher_entropies"]

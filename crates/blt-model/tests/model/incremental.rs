@@ -201,6 +201,24 @@ fn generation_shifts_the_context_instead_of_stopping() {
             "{name}: {} shifts",
             fast.context_shifts
         );
+        // Each shift prefills the kept context once, half to three quarters of the 64
+        // positions, and decoding stays incremental after it: one global step per patch of
+        // the output and of each kept context, where recomputing runs the global model over
+        // the whole prefix for every byte.
+        let shifts = fast.context_shifts;
+        let kept = fast.prefilled_positions - (prompt.len() + 1);
+        assert_eq!(slow.prefilled_positions, fast.prefilled_positions, "{name}");
+        assert!(
+            (32 * shifts..=48 * shifts).contains(&kept),
+            "{name}: {kept} positions prefilled again over {shifts} shifts"
+        );
+        assert!(
+            fast.global_steps <= fast.patches + kept,
+            "{name}: {} global steps for {} patches and {kept} re-prefilled positions",
+            fast.global_steps,
+            fast.patches
+        );
+        assert!(slow.global_steps > 5 * fast.global_steps, "{name}");
         // Up to the first shift it is the same generation as without shifting.
         assert_eq!(
             &fast.bytes[..stopped.bytes.len()],

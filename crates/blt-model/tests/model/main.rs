@@ -7,6 +7,7 @@ mod common;
 
 mod batched;
 mod causality;
+mod documents;
 mod forward;
 mod hf;
 mod incremental;

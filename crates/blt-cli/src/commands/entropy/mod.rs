@@ -89,7 +89,7 @@ pub fn entropy_view<B: Backend>(
         config.max_position_embeddings - 1
     );
     let entropies = entropy
-        .entropies(&[&ids], config.reset_entropy_context, device)?
+        .entropies(&[&ids], config.entropy_resets(), device)?
         .remove(0);
     let mut patcher_config = config.patcher_config();
     patcher_config.scheme = blt_patching::PatchingScheme::Entropy {

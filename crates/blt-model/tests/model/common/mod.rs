@@ -65,7 +65,7 @@ impl TestModel {
                 })
                 .collect();
             let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
-            e.entropies(&refs, self.config.reset_entropy_context, &device())
+            e.entropies(&refs, self.config.entropy_resets(), &device())
                 .unwrap()
         })
     }
