@@ -8,11 +8,12 @@ use burn::tensor::backend::Backend;
 pub trait BackendTask {
     /// What it returns.
     type Output;
-    /// The CPU backends `auto` tries, fastest first for this kind of work. Measured on 2 cores
-    /// (`cargo run --release -p blt-model --example profile --features examples`): ndarray trains and runs whole
-    /// batches at least as fast as flex, while flex decodes one byte at a time 4-5x faster
-    /// (its small ops cost less). Generation overrides this.
-    const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Ndarray, BackendKind::Flex];
+    /// The CPU backends `auto` tries, fastest first for this task. ndarray (with our kernels)
+    /// trains and runs whole batches faster than flex; generation picks by model size (see
+    /// [`decoding_preference`]).
+    fn cpu_preference(&self) -> [BackendKind; 2] {
+        [BackendKind::Ndarray, BackendKind::Flex]
+    }
     /// Runs on backend `B` with `device`; `name` is the backend's name.
     fn run<B: Backend>(self, device: B::Device, name: &'static str) -> Result<Self::Output>;
 
@@ -69,6 +70,36 @@ impl BackendKind {
     }
 }
 
+/// Forward FLOPs per decoded byte (≈ 2 × the weights each byte reads) above which `auto`
+/// decodes on ndarray rather than flex. Byte-at-a-time decoding is a chain of small products
+/// whose cost is reading the weights. Flex's small ops cost less, which wins while the weights
+/// a byte reads sit in the CPU's cache; beyond that, memory bandwidth decides, and ndarray's
+/// products with a few rows use both cores' share of it (kernel `gemv`). Measured on 2 cores:
+/// at the bench shapes (about 20 MFLOP per byte) flex decodes at 507–548 bytes/s against
+/// ndarray's 389–520; at BLT-1B's shapes (about 1.1 GFLOP per byte) ndarray decodes at
+/// 5.8–6.5 bytes/s against flex's 4.1 (`docs/performance.md`).
+const NDARRAY_DECODES_FROM_FLOPS: f64 = 200e6;
+
+/// `auto`'s CPU order for byte-at-a-time decoding with `config` (see
+/// [`NDARRAY_DECODES_FROM_FLOPS`]).
+pub fn decoding_preference(config: &blt_model::BltConfig) -> [BackendKind; 2] {
+    // One byte's weights: no attention context, patches of BLT-1B's mean length.
+    let per_byte = blt_model::FlopsPerByte::estimate(config, 4.5, 1).forward();
+    if per_byte >= NDARRAY_DECODES_FROM_FLOPS {
+        [BackendKind::Ndarray, BackendKind::Flex]
+    } else {
+        [BackendKind::Flex, BackendKind::Ndarray]
+    }
+}
+
+/// `auto`'s CPU order for decoding the model in `dir`: by its size when its config reads,
+/// flex otherwise (loading the model then reports what is wrong with it).
+pub fn decoding_preference_of(dir: &std::path::Path) -> [BackendKind; 2] {
+    blt_model::load_config(dir).map_or([BackendKind::Flex, BackendKind::Ndarray], |config| {
+        decoding_preference(&config)
+    })
+}
+
 /// Whether an NVIDIA GPU and driver are visible.
 fn nvidia_gpu_present() -> bool {
     std::path::Path::new("/dev/nvidia0").exists()
@@ -117,7 +148,7 @@ pub fn resolve(choice: &str, cpu_preference: [BackendKind; 2]) -> Result<(Backen
 
 /// Runs `task` on the backend `choice` resolves to.
 pub fn dispatch<T: BackendTask>(choice: &str, task: T) -> Result<T::Output> {
-    let (kind, why) = resolve(choice, T::CPU_PREFERENCE)?;
+    let (kind, why) = resolve(choice, task.cpu_preference())?;
     // Debug level: the choice is in `info` and the training summary, and an INFO line here would
     // open every command (and every error message) with a second line.
     tracing::debug!(backend = kind.name(), "{why}");
@@ -135,5 +166,28 @@ pub fn dispatch<T: BackendTask>(choice: &str, task: T) -> Result<T::Output> {
             "backend `{}` is not compiled into this binary",
             other.name()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BackendKind, decoding_preference};
+
+    /// Small models decode on flex, models whose weights per byte outgrow the cache on ndarray:
+    /// the bench shapes and BLT-1B's, where the choice was measured.
+    #[test]
+    fn decoding_goes_to_ndarray_only_for_large_models() {
+        let bench = blt_model::BltConfig::bench();
+        assert_eq!(decoding_preference(&bench)[0], BackendKind::Flex);
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../blt-model/tests/fixtures/hf-default-config.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let blt_1b = blt_model::hf::HfBltConfig::parse(&text)
+            .unwrap()
+            .to_blt()
+            .unwrap();
+        assert_eq!(decoding_preference(&blt_1b)[0], BackendKind::Ndarray);
     }
 }

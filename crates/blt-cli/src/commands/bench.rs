@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::{
     args::{BenchArgs, GlobalArgs},
-    backend::{BackendKind, BackendTask, dispatch},
+    backend::{BackendKind, BackendTask, decoding_preference, dispatch},
 };
 
 /// Peak resident memory of this process (VmHWM), bytes.
@@ -248,7 +248,7 @@ impl BackendTask for BenchTask {
 }
 
 /// Generation at batch 1, incremental and full recompute, and batched incremental generation,
-/// on the backend `auto` picks for generation (flex on CPU; see `BackendTask::CPU_PREFERENCE`).
+/// on the backend `auto` picks for generation (see `backend::decoding_preference`).
 struct GenerationBench {
     config: BltConfig,
     quick: bool,
@@ -256,7 +256,9 @@ struct GenerationBench {
 
 impl BackendTask for GenerationBench {
     type Output = Value;
-    const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Flex, BackendKind::Ndarray];
+    fn cpu_preference(&self) -> [BackendKind; 2] {
+        decoding_preference(&self.config)
+    }
 
     fn run<B: Backend>(self, device: B::Device, name: &'static str) -> Result<Value> {
         let config = &self.config;

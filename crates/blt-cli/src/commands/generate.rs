@@ -12,7 +12,7 @@ use burn::tensor::backend::Backend;
 
 use crate::{
     args::{GenerateArgs, GlobalArgs},
-    backend::{BackendKind, BackendTask, dispatch},
+    backend::{BackendKind, BackendTask, decoding_preference_of, dispatch},
     output::ByteSink,
 };
 
@@ -92,8 +92,9 @@ struct GenerateTask {
 
 impl BackendTask for GenerateTask {
     type Output = ();
-    // Byte-at-a-time decoding: flex's small ops cost less (see `BackendTask::CPU_PREFERENCE`).
-    const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Flex, BackendKind::Ndarray];
+    fn cpu_preference(&self) -> [BackendKind; 2] {
+        decoding_preference_of(&self.model)
+    }
 
     fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
         with_generator::<B, _>(&self.model, device, |generator| self.stream(generator))
@@ -150,7 +151,9 @@ struct BatchGenerateTask {
 
 impl BackendTask for BatchGenerateTask {
     type Output = ();
-    const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Flex, BackendKind::Ndarray];
+    fn cpu_preference(&self) -> [BackendKind; 2] {
+        decoding_preference_of(&self.model)
+    }
 
     fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
         with_generator::<B, _>(&self.model, device, |generator| self.generate(generator))

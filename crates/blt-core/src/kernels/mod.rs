@@ -44,6 +44,9 @@ pub enum Kernel {
     /// The `gemm` crate's products inside the kernels above (off: `ndarray`'s
     /// `matrixmultiply`).
     Gemm,
+    /// Products with at most four rows on the left (a linear layer in incremental decoding)
+    /// split by output columns over rayon's threads (off: `gemm`'s one-thread path).
+    Gemv,
     /// AdamW's parameter and moment update.
     AdamW,
     /// Rotary position encoding of flat tokens.
@@ -51,12 +54,13 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 7] = [
+    const ALL: [Kernel; 8] = [
         Kernel::Attention,
         Kernel::Linear,
         Kernel::RmsNorm,
         Kernel::SwiGlu,
         Kernel::Gemm,
+        Kernel::Gemv,
         Kernel::AdamW,
         Kernel::Rope,
     ];
@@ -68,6 +72,7 @@ impl Kernel {
             Kernel::RmsNorm => "rms_norm",
             Kernel::SwiGlu => "swiglu",
             Kernel::Gemm => "gemm",
+            Kernel::Gemv => "gemv",
             Kernel::AdamW => "adamw",
             Kernel::Rope => "rope",
         }
@@ -75,7 +80,7 @@ impl Kernel {
 }
 
 /// Whether a kernel may run. The environment variable `BLT_KERNELS` lists the enabled ones
-/// (`attention,linear,rms_norm,swiglu,gemm,adamw,rope`; other names are ignored), or says
+/// (`attention,linear,rms_norm,swiglu,gemm,gemv,adamw,rope`; other names are ignored), or says
 /// `off` (none) or `all` (the default); the rest take the generic path. It exists for A/B measurements and for ruling
 /// a kernel out when results look wrong, and is read once per process.
 pub fn enabled(kernel: Kernel) -> bool {

@@ -29,7 +29,7 @@ use burn::tensor::backend::Backend;
 use crossterm::event::{self, KeyEventKind};
 use ratatui::DefaultTerminal;
 
-use crate::backend::{BackendKind, BackendTask};
+use crate::backend::{BackendKind, BackendTask, decoding_preference_of};
 use app::{Action, App};
 use worker::{Event, ModelInfo, Request};
 
@@ -64,8 +64,9 @@ pub struct InteractiveTask {
 
 impl BackendTask for InteractiveTask {
     type Output = ();
-    // Byte-at-a-time decoding: flex's small ops cost less (see `BackendTask::CPU_PREFERENCE`).
-    const CPU_PREFERENCE: [BackendKind; 2] = [BackendKind::Flex, BackendKind::Ndarray];
+    fn cpu_preference(&self) -> [BackendKind; 2] {
+        decoding_preference_of(&self.model)
+    }
 
     fn run<B: Backend>(self, device: B::Device, name: &'static str) -> Result<()> {
         // Load and check before the screen opens, so these errors are ordinary one-liners.

@@ -15,6 +15,7 @@
 use gemm::Parallelism;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
 
+use super::skinny;
 use crate::kernels::{Kernel, enabled};
 
 /// How many threads a product may use.
@@ -53,6 +54,9 @@ pub(in crate::kernels) fn matmul(
         let mut c = Array2::zeros((m, n));
         gemm_into(1.0, a, b, 0.0, &mut c.view_mut(), threads);
         return c;
+    }
+    if threads == Threads::Pool && enabled(Kernel::Gemv) && skinny::takes(a, b) {
+        return skinny::product(a, b);
     }
     let mut c = Array2::<f32>::uninit((m, n));
     let strides = (c.strides()[0], c.strides()[1]);

@@ -14,6 +14,7 @@ mod matmul;
 mod rms_norm;
 mod rope;
 mod simd;
+mod skinny;
 mod swiglu;
 
 use std::{
