@@ -134,8 +134,13 @@ pub struct BltConfig {
 }
 
 impl Default for BltConfig {
+    /// The `small` preset's model, without its patch-length cap: every field's documented
+    /// default.
     fn default() -> Self {
-        Self::small()
+        Self {
+            max_patch_size: 0,
+            ..Self::small()
+        }
     }
 }
 
@@ -160,6 +165,8 @@ impl BltConfig {
             entropy_hidden_size: 64,
             entropy_num_heads: 2,
             entropy_intermediate_size: 192,
+            // As `configs/tiny.toml` trains it (a test keeps the two equal).
+            max_patch_size: 12,
             ..Self::small()
         }
     }
@@ -195,7 +202,8 @@ impl BltConfig {
             monotonic_entropy: false,
             initial_entropy_threshold: blt_patching::DEFAULT_ENTROPY_THRESHOLD,
             min_patch_size: 1,
-            max_patch_size: 0,
+            // As `configs/small.toml` trains it (a test keeps the two equal).
+            max_patch_size: 16,
             reset_entropy_context: false,
             document_mask: true,
             entropy_model_layers: 2,
@@ -229,7 +237,7 @@ impl BltConfig {
             entropy_hidden_size: 512,
             entropy_num_heads: 8,
             entropy_intermediate_size: 2048,
-            ..Self::small()
+            ..Self::default()
         }
     }
 
@@ -282,7 +290,7 @@ impl BltConfig {
             global_num_heads: 4,
             patching: PatchingKind::Fixed,
             patch_stride: 4,
-            ..Self::small()
+            ..Self::default()
         }
     }
 

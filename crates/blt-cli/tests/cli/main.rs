@@ -445,6 +445,62 @@ fn info_patch_and_calibrate_work() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("entropy_threshold = "));
 }
 
+/// `calibrate --write` puts the threshold it prints into the model's manifest and the run's
+/// config, changes nothing else there, and the model it leaves loads and patches with it.
+#[test]
+fn calibrate_write_updates_the_threshold_and_nothing_else() {
+    let dir = copy_model("calibrate-write");
+    std::fs::copy(run_dir().join("config.toml"), dir.join("config.toml")).unwrap();
+    let table = |file: &str| -> toml::Table {
+        toml::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap()
+    };
+    let (manifest_before, config_before) = (table("model.toml"), table("config.toml"));
+    let calibrate = |extra: &[&str]| {
+        let mut args = vec![
+            "calibrate",
+            "--data",
+            "builtin:kjv",
+            "--max-rows",
+            "8",
+            "--target-patch-size",
+            "2.5",
+        ];
+        args.extend_from_slice(extra);
+        let out = assert_ok(run_with_model(&args, &dir));
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let value = stdout
+            .strip_prefix("entropy_threshold = ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected output: {stdout}"));
+        value.parse::<f64>().unwrap()
+    };
+    let threshold = calibrate(&["--write"]);
+    for (file, before) in [
+        ("model.toml", manifest_before),
+        ("config.toml", config_before),
+    ] {
+        let mut after = table(file);
+        let written = after["model"]["entropy_threshold"].as_float().unwrap();
+        assert!(
+            (written - threshold).abs() <= 1e-6 * threshold.abs(),
+            "{file}: wrote {written}, printed {threshold}"
+        );
+        // Everything else is as it was.
+        let mut expected = before;
+        for doc in [&mut after, &mut expected] {
+            doc["model"]
+                .as_table_mut()
+                .unwrap()
+                .remove("entropy_threshold");
+        }
+        assert_eq!(after, expected, "{file} changed beyond the threshold");
+    }
+    // The written model loads, and calibrating it again finds the same threshold.
+    assert_ok(run_with_model(&["info"], &dir));
+    let again = calibrate(&[]);
+    assert!((again - threshold).abs() <= 1e-6 * threshold.abs());
+}
+
 /// A run exported to transformers' format and imported back generates the same bytes.
 #[test]
 fn hugging_face_export_and_import_round_trip() {

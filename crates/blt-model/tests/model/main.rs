@@ -13,3 +13,4 @@ mod hf;
 mod incremental;
 mod io;
 mod overfit_generate;
+mod presets;
