@@ -83,23 +83,30 @@ impl WithSimd for Block<'_, '_, '_, '_> {
                 .to_slice()
                 .expect("the right operand's rows are contiguous")
         };
-        for (r, mut out_row) in out.rows_mut().into_iter().enumerate() {
-            let y = out_row
-                .as_slice_mut()
-                .expect("a fresh standard-layout output");
-            let x = a.row(r);
-            let mut i = 0;
-            while i + 4 <= k {
+        // Weight rows outermost, so that each is read once for all left rows; each output
+        // element still sums over `i` in order.
+        let mut i = 0;
+        while i + 4 <= k {
+            let (w0, w1, w2, w3) = (row(i), row(i + 1), row(i + 2), row(i + 3));
+            for (x, mut out_row) in a.rows().into_iter().zip(out.rows_mut()) {
+                let y = out_row
+                    .as_slice_mut()
+                    .expect("a fresh standard-layout output");
                 let (x0, x1, x2, x3) = (x[i], x[i + 1], x[i + 2], x[i + 3]);
-                let (w0, w1, w2, w3) = (row(i), row(i + 1), row(i + 2), row(i + 3));
                 for ((((y, &w0), &w1), &w2), &w3) in y.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
                     *y += x0 * w0 + x1 * w1 + x2 * w2 + x3 * w3;
                 }
-                i += 4;
             }
-            for i in i..k {
+            i += 4;
+        }
+        for i in i..k {
+            let w = row(i);
+            for (x, mut out_row) in a.rows().into_iter().zip(out.rows_mut()) {
+                let y = out_row
+                    .as_slice_mut()
+                    .expect("a fresh standard-layout output");
                 let xi = x[i];
-                for (y, &w) in y.iter_mut().zip(row(i)) {
+                for (y, &w) in y.iter_mut().zip(w) {
                     *y += xi * w;
                 }
             }
