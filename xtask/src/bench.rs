@@ -24,8 +24,8 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         cargo.push("--release".into());
     }
     cargo.extend(["-p".into(), "blt-cli".into()]);
-    if matches!(backend.as_str(), "wgpu" | "cuda") {
-        cargo.extend(["--features".into(), backend.clone()]);
+    if let Some(features) = crate::cmd::blt_cli_features(args.features.as_deref(), &backend) {
+        cargo.extend(["--features".into(), features]);
     }
     cargo.extend([
         "--".into(),

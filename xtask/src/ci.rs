@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use crate::{cmd::run, flags::CiArgs};
 
-/// The README's test command.
-pub const TEST_COMMAND: [&str; 2] = ["test", "--workspace"];
+/// The README's test command: every crate's tests, and the wgpu suite on Vulkan's CPU adapter
+/// (`blt-cli/wgpu` turns on `blt-model/wgpu`).
+pub const TEST_COMMAND: [&str; 4] = ["test", "--workspace", "--features", "blt-cli/wgpu"];
 
 /// Runs every CI step in order and reports their wall times on stderr.
 pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
@@ -30,24 +31,74 @@ pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
         ("clippy", clippy),
         ("test", TEST_COMMAND.to_vec()),
     ];
-    // The README's main job, on the tiny preset, then the benchmark in smoke mode.
-    let run_dir = std::env::temp_dir().join(format!("blt-ci-tiny-{}", std::process::id()));
+    // The README's main job, on the tiny preset; then the same preset on wgpu (shortened: each
+    // new shape compiles its kernels on the CPU adapter, and a step runs ~5x slower than on
+    // ndarray) and generation from it on wgpu; then the benchmark in smoke mode. Every run
+    // builds blt-cli with the test build's features (`wgpu`), so it reuses that binary.
+    let tmp = std::env::temp_dir();
+    let run_dir = tmp.join(format!("blt-ci-tiny-{}", std::process::id()));
     let run_dir_arg = run_dir.to_string_lossy().into_owned();
-    steps.push((
-        "train-tiny",
-        vec![
+    let wgpu_dir = tmp.join(format!("blt-ci-tiny-wgpu-{}", std::process::id()));
+    let wgpu_dir_arg = wgpu_dir.to_string_lossy().into_owned();
+    let train = |backend: &'static str, dir: &str| -> Vec<String> {
+        let mut args = [
             "xtask",
             "train",
             "--config",
             "configs/tiny.toml",
             "--backend",
-            "ndarray",
+            backend,
+            "--features",
+            "wgpu",
             "--plain",
             "--run-dir",
-            &run_dir_arg,
-        ],
-    ));
-    steps.push(("bench-quick", vec!["xtask", "bench", "--quick"]));
+            dir,
+        ]
+        .map(String::from)
+        .to_vec();
+        if backend == "wgpu" {
+            args.extend(["--entropy-steps", "10", "--max-steps", "10"].map(String::from));
+        }
+        args
+    };
+    let owned: Vec<(&str, Vec<String>)> = vec![
+        ("train-tiny", train("ndarray", &run_dir_arg)),
+        ("train-tiny-wgpu", train("wgpu", &wgpu_dir_arg)),
+        (
+            "generate-wgpu",
+            [
+                "run",
+                "-q",
+                "-p",
+                "blt-cli",
+                "--features",
+                "wgpu",
+                "--",
+                "--backend",
+                "wgpu",
+                "--seed",
+                "1",
+                "generate",
+                "--model",
+                &wgpu_dir_arg,
+                "--prompt",
+                "In the beginning",
+                "--max-bytes",
+                "48",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        (
+            "bench-quick",
+            ["xtask", "bench", "--quick", "--features", "wgpu"]
+                .map(String::from)
+                .to_vec(),
+        ),
+    ];
+    for (name, args) in &owned {
+        steps.push((name, args.iter().map(String::as_str).collect()));
+    }
     let mut times = Vec::new();
     for (name, cargo_args) in steps {
         eprintln!("ci: step {name}: cargo {}", cargo_args.join(" "));
@@ -56,6 +107,7 @@ pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
         times.push((name.to_string(), took));
     }
     let _ = std::fs::remove_dir_all(&run_dir);
+    let _ = std::fs::remove_dir_all(&wgpu_dir);
     Ok(times)
 }
 

@@ -29,3 +29,18 @@ pub fn workspace_root() -> std::path::PathBuf {
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()
 }
+
+/// The `--features` value for building blt-cli: the `extra` features given (comma-separated)
+/// and the GPU backend's own feature when `backend` is one; `None` when there are none.
+pub fn blt_cli_features(extra: Option<&str>, backend: &str) -> Option<String> {
+    let mut features: Vec<&str> = extra
+        .into_iter()
+        .flat_map(|f| f.split(','))
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
+    if matches!(backend, "wgpu" | "cuda") && !features.contains(&backend) {
+        features.push(backend);
+    }
+    (!features.is_empty()).then(|| features.join(","))
+}

@@ -51,6 +51,13 @@ pub struct TrainArgs {
     /// Override training.max_steps.
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// Override training.entropy_steps.
+    #[arg(long)]
+    pub entropy_steps: Option<usize>,
+    /// Extra Cargo features of blt-cli, comma-separated (CI passes `wgpu` so that every run
+    /// reuses the test build's binary).
+    #[arg(long)]
+    pub features: Option<String>,
     /// Plain log lines instead of the dashboard.
     #[arg(long)]
     pub plain: bool,
@@ -75,6 +82,9 @@ pub struct BenchArgs {
     /// Training and forward only.
     #[arg(long)]
     pub skip_generation: bool,
+    /// Extra Cargo features of blt-cli, comma-separated.
+    #[arg(long)]
+    pub features: Option<String>,
     /// Python interpreter with torch and transformers>=5: also time the Hugging Face BLT at the
     /// same shapes, right after our bench, and add its figures and `vs_peer` ratios to the JSON.
     #[arg(long, value_name = "PYTHON")]

@@ -3,7 +3,10 @@
 
 use anyhow::{Result, bail};
 
-use crate::{cmd::run, flags::TrainArgs};
+use crate::{
+    cmd::{blt_cli_features, run},
+    flags::TrainArgs,
+};
 
 /// Whether an NVIDIA GPU and its driver are visible.
 fn gpu_present() -> bool {
@@ -45,8 +48,8 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     cargo.extend(["-p".into(), "blt-cli".into()]);
     // The CPU backends are default features: the same feature set as `cargo test --workspace`
     // builds, so after the tests this reuses their `blt-cli` instead of building another.
-    if matches!(backend, "wgpu" | "cuda") {
-        cargo.extend(["--features".into(), backend.into()]);
+    if let Some(features) = blt_cli_features(args.features.as_deref(), backend) {
+        cargo.extend(["--features".into(), features]);
     }
     cargo.extend([
         "--".into(),
@@ -68,6 +71,9 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     }
     if let Some(steps) = args.max_steps {
         cargo.extend(["--max-steps".into(), steps.to_string()]);
+    }
+    if let Some(steps) = args.entropy_steps {
+        cargo.extend(["--entropy-steps".into(), steps.to_string()]);
     }
     if args.plain {
         cargo.push("--plain".into());

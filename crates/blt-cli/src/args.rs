@@ -170,6 +170,9 @@ pub struct TrainArgs {
     /// Override training.max_steps.
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// Override training.entropy_steps (the entropy model's stage; not on resume).
+    #[arg(long)]
+    pub entropy_steps: Option<usize>,
     /// Plain log lines even on a terminal (no dashboard).
     #[arg(long)]
     pub plain: bool,

@@ -39,6 +39,8 @@ pub struct RunOverrides {
     pub max_steps: Option<usize>,
     /// `--seed`: replaces `training.seed`.
     pub seed: Option<u64>,
+    /// `--entropy-steps`: replaces `training.entropy_steps` (the entropy model's stage).
+    pub entropy_steps: Option<usize>,
 }
 
 impl RunOverrides {
@@ -53,6 +55,9 @@ impl RunOverrides {
         }
         if let Some(seed) = self.seed {
             config.training.seed = seed;
+        }
+        if let Some(steps) = self.entropy_steps {
+            config.training.entropy_steps = steps;
         }
     }
 }
@@ -133,6 +138,7 @@ mod tests {
             data: Some("other.txt".into()),
             max_steps: Some(100),
             seed: None,
+            entropy_steps: None,
         }
         .apply(&mut requested);
         requested.training.patience = 0;

@@ -59,6 +59,7 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
         data: args.data.clone(),
         max_steps: args.max_steps,
         seed: global.seed,
+        entropy_steps: args.entropy_steps,
     }
     .apply(&mut config);
     config.validate()?;

@@ -3,7 +3,7 @@
 //! entropies and patch decisions of the single-sequence path (1e-4); greedy batched generation
 //! reproduces each prompt's own output; every row runs the global model once per patch.
 
-use super::{common, incremental::schemes};
+use super::{common, schemes::schemes};
 
 use blt_model::{
     GenerationConfig, Generator, SamplingConfig, StopReason,

@@ -14,3 +14,4 @@ mod incremental;
 mod io;
 mod overfit_generate;
 mod presets;
+mod schemes;
