@@ -20,6 +20,21 @@ pub enum Command {
     Train(TrainArgs),
     /// Measure training, forward and generation throughput; JSON out.
     Bench(BenchArgs),
+    /// Prepare the CUDA check for a GPU machine (release blt-cli with CUDA, configs, script in
+    /// target/gpu-check/); --run also runs it.
+    GpuCheck(GpuCheckArgs),
+}
+
+/// Flags of `cargo xtask gpu-check`.
+#[derive(Debug, Args)]
+pub struct GpuCheckArgs {
+    /// Run the check after preparing it (on a machine with an NVIDIA GPU).
+    #[arg(long)]
+    pub run: bool,
+    /// The GPU machine's CUDA version for cudarc's bindings, as {major}0{minor}0 (12080 for
+    /// 12.8); default: cudarc's own default.
+    #[arg(long)]
+    pub cuda_version: Option<String>,
 }
 
 /// Flags of `cargo xtask ci`.

@@ -10,6 +10,7 @@ mod bench;
 mod ci;
 mod cmd;
 mod flags;
+mod gpu_check;
 mod peer;
 mod train;
 
@@ -21,5 +22,6 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Ci(args) => ci::run_all(&args),
         flags::Command::Train(args) => train::run_train(&args),
         flags::Command::Bench(args) => bench::run_bench(&args),
+        flags::Command::GpuCheck(args) => gpu_check::run_gpu_check(&args),
     }
 }

@@ -46,8 +46,8 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         cargo.push("--release".into());
     }
     cargo.extend(["-p".into(), "blt-cli".into()]);
-    // The CPU backends are default features: the same feature set as `cargo test --workspace`
-    // builds, so after the tests this reuses their `blt-cli` instead of building another.
+    // The CPU backends are default features. `--features wgpu` gives the feature set of the
+    // README's test command, so that CI reuses the tests' `blt-cli` instead of building another.
     if let Some(features) = blt_cli_features(args.features.as_deref(), backend) {
         cargo.extend(["--features".into(), features]);
     }

@@ -6,7 +6,7 @@ use super::common;
 
 use super::schemes::schemes;
 use blt_model::{
-    BltConfig, DecodeMode, GenerationConfig, Generator, PatchingKind, SamplingConfig,
+    DecodeMode, GenerationConfig, Generator, SamplingConfig,
     generate::{FullRecompute, Incremental, StepDecoder},
 };
 use common::*;
