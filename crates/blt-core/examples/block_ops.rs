@@ -1,7 +1,7 @@
 //! Times the ops of one pre-norm block at the global model's bench shapes (`[4, 256, 512]`, 4
 //! heads, FFN 2048; NdArray, inference), each alone, with its GFLOP/s where it multiplies.
 //!
-//! `cargo run --release -p blt-core --features ndarray --example block_ops`
+//! `cargo run --release -p blt-core --features ndarray,examples --example block_ops`
 //!
 //! A tool for finding hot spots: it runs under the system allocator, not `blt-cli`'s, so fresh
 //! buffers cost more here. Figures to quote come from `cargo xtask bench`.

@@ -39,7 +39,37 @@ struct Manifest {
     weights_layout: String,
     entropy_weights_sha256: Option<String>,
     entropy_weights_layout: Option<String>,
+    /// [`config_fingerprint`] of the config the weights were saved with: an edit of a field
+    /// the weights depend on is refused even when the parameter shapes stay the same
+    /// (`num_heads`, `rope_theta`, the patching scheme…). Absent in directories written before
+    /// it existed, which are loaded without this check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config_sha256: Option<String>,
     model: BltConfig,
+}
+
+/// Config fields that may be edited in a saved `model.toml`: the entropy threshold (what
+/// `blt-cli calibrate --write` changes), calibration's starting point, and dropout, which only
+/// training reads. Every other field is part of what the weights were trained with.
+pub const EDITABLE_CONFIG_FIELDS: [&str; 4] = [
+    "entropy_threshold",
+    "initial_entropy_threshold",
+    "attention_dropout",
+    "resid_dropout",
+];
+
+/// sha256 of `config` with the [`EDITABLE_CONFIG_FIELDS`] at their defaults.
+fn config_fingerprint(config: &BltConfig) -> String {
+    let defaults = BltConfig::default();
+    let fixed = BltConfig {
+        entropy_threshold: defaults.entropy_threshold,
+        initial_entropy_threshold: defaults.initial_entropy_threshold,
+        attention_dropout: defaults.attention_dropout,
+        resid_dropout: defaults.resid_dropout,
+        ..config.clone()
+    };
+    let text = toml::to_string(&fixed).expect("a config always serialises");
+    format!("{:x}", Sha256::digest(text))
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +196,7 @@ pub fn save_model<B: Backend>(
         weights_layout: layout::<B, _>(model),
         entropy_weights_sha256,
         entropy_weights_layout: entropy_model.map(layout::<B, _>),
+        config_sha256: Some(config_fingerprint(config)),
         model: config.clone(),
     };
     let text = toml::to_string_pretty(&manifest).expect("a manifest always serialises");
@@ -188,6 +219,7 @@ pub fn save_entropy_model<B: Backend>(
         weights_layout: String::new(),
         entropy_weights_sha256: Some(digest),
         entropy_weights_layout: Some(layout::<B, _>(model)),
+        config_sha256: Some(config_fingerprint(config)),
         model: config.clone(),
     })
     .expect("a manifest always serialises");
@@ -221,6 +253,15 @@ fn read_manifest(dir: &Path) -> Result<Manifest> {
     let manifest: Manifest =
         toml::from_str(&text).map_err(|e| parse_err(e.message().to_string()))?;
     manifest.model.validate()?;
+    if let Some(saved) = &manifest.config_sha256
+        && *saved != config_fingerprint(&manifest.model)
+    {
+        return Err(parse_err(format!(
+            "[model] differs from the config the weights were saved with; only {} may be \
+             edited",
+            EDITABLE_CONFIG_FIELDS.join(", ")
+        )));
+    }
     Ok(manifest)
 }
 

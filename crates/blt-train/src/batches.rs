@@ -112,13 +112,15 @@ pub(crate) type StageLoaders<B, O, OV> = (
 );
 
 /// The train loader (`steps_per_epoch × accumulation` micro-batches per epoch, seeded order,
-/// starting at `first_epoch`, each knowing its step's targets) and the validation loader
-/// (every validation group, in order).
+/// starting at `first_epoch`, each knowing its step's targets, and ending after the stage's
+/// `steps`: the last epoch is cut short when `steps` is not a multiple of `steps_per_epoch`)
+/// and the validation loader (every validation group, in order).
 pub(crate) fn stage_loaders<B: AutodiffBackend, O: Send + 'static, OV: Send + 'static>(
     train_groups: RowGroups,
     valid_groups: RowGroups,
     (make, make_valid): (MakeBatch<B, O>, MakeBatch<B::InnerBackend, OV>),
     t: &TrainingConfig,
+    steps: usize,
     first_epoch: usize,
     device: &B::Device,
 ) -> StageLoaders<B, O, OV> {
@@ -132,7 +134,8 @@ pub(crate) fn stage_loaders<B: AutodiffBackend, O: Send + 'static, OV: Send + 's
         first_epoch,
         device.clone(),
     )
-    .with_accumulation(t.gradient_accumulation_steps);
+    .with_accumulation(t.gradient_accumulation_steps)
+    .with_total(steps * t.gradient_accumulation_steps);
     let valid = EpochLoader::new(valid_groups, make_valid, valid_len, None, 0, device.clone());
     (Arc::new(train), Arc::new(valid))
 }

@@ -33,6 +33,8 @@ pub struct EpochLoader<B: Backend, O> {
     groups: Arc<Vec<Vec<Row>>>,
     make: MakeBatch<B, O>,
     per_epoch: usize,
+    /// Batches of the whole stream (none: endless).
+    total: Option<usize>,
     accumulation: usize,
     seed: Option<u64>,
     next_epoch: Arc<AtomicUsize>,
@@ -55,6 +57,7 @@ impl<B: Backend, O> EpochLoader<B, O> {
             groups: Arc::new(groups),
             make,
             per_epoch,
+            total: None,
             accumulation: 1,
             seed,
             next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
@@ -66,6 +69,21 @@ impl<B: Backend, O> EpochLoader<B, O> {
     pub fn with_accumulation(mut self, accumulation: usize) -> Self {
         self.accumulation = accumulation.max(1);
         self
+    }
+
+    /// Ends the stream after `total` batches: the epoch that reaches it is cut short there, and
+    /// later epochs are empty. A stage of `max_steps` steps trains exactly that many, even when
+    /// `max_steps` is not a multiple of the epoch length.
+    pub fn with_total(mut self, total: usize) -> Self {
+        self.total = Some(total);
+        self
+    }
+
+    /// Batches of the epoch that starts at stream position `start`.
+    fn epoch_len(&self, start: usize) -> usize {
+        self.total.map_or(self.per_epoch, |t| {
+            self.per_epoch.min(t.saturating_sub(start))
+        })
     }
 
     /// Target bytes of the optimizer step holding stream position `s`.
@@ -97,6 +115,7 @@ impl<B: Backend, O> EpochLoader<B, O> {
 struct EpochIter<'a, B: Backend, O> {
     loader: &'a EpochLoader<B, O>,
     start: usize,
+    len: usize,
     done: usize,
     cache: Option<(usize, Vec<usize>)>,
 }
@@ -105,7 +124,7 @@ impl<B: Backend, O> Iterator for EpochIter<'_, B, O> {
     type Item = O;
 
     fn next(&mut self) -> Option<O> {
-        if self.done >= self.loader.per_epoch || self.loader.groups.is_empty() {
+        if self.done >= self.len || self.loader.groups.is_empty() {
             return None;
         }
         let position = self.start + self.done;
@@ -124,7 +143,7 @@ impl<B: Backend, O> DataLoaderIterator<O> for EpochIter<'_, B, O> {
     fn progress(&self) -> Progress {
         Progress {
             items_processed: self.done,
-            items_total: self.loader.per_epoch,
+            items_total: self.len,
         }
     }
 }
@@ -132,9 +151,11 @@ impl<B: Backend, O> DataLoaderIterator<O> for EpochIter<'_, B, O> {
 impl<B: Backend, O: Send + 'static> DataLoader<B, O> for EpochLoader<B, O> {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
+        let start = epoch * self.per_epoch;
         Box::new(EpochIter {
             loader: self,
-            start: epoch * self.per_epoch,
+            start,
+            len: self.epoch_len(start),
             done: 0,
             cache: None,
         })
@@ -149,6 +170,7 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> for EpochLoader<B, O> {
             groups: self.groups.clone(),
             make: self.make.clone(),
             per_epoch: self.per_epoch,
+            total: self.total,
             accumulation: self.accumulation,
             seed: self.seed,
             next_epoch: self.next_epoch.clone(),
@@ -163,6 +185,7 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> for EpochLoader<B, O> {
             groups: Arc::new(self.groups[start..end].to_vec()),
             make: self.make.clone(),
             per_epoch: self.per_epoch.min(end - start),
+            total: self.total,
             accumulation: self.accumulation,
             seed: self.seed,
             next_epoch: self.next_epoch.clone(),
@@ -226,5 +249,26 @@ mod tests {
         // The next epoch wraps around the 5 groups: {4, 0} and {1, 2}.
         let epoch: Vec<(usize, usize)> = loader.iter().collect();
         assert_eq!(epoch, [(4, 6), (0, 6), (1, 5), (2, 5)]);
+    }
+
+    #[test]
+    fn the_stream_ends_at_its_total_inside_an_epoch() {
+        // 12 batches in epochs of 5: 5, 5, then 2, then nothing; the same items as the
+        // endless stream's first 12, and a resumed loader cuts at the same place.
+        let endless = loader(0);
+        let stream: Vec<usize> = (0..3)
+            .flat_map(|_| endless.iter().collect::<Vec<_>>())
+            .collect();
+        let capped = loader(0).with_total(12);
+        let epochs: Vec<Vec<usize>> = (0..4).map(|_| capped.iter().collect()).collect();
+        assert_eq!(
+            epochs.iter().map(Vec::len).collect::<Vec<_>>(),
+            [5, 5, 2, 0]
+        );
+        assert_eq!(epochs.concat(), stream[..12]);
+        let resumed = loader(2).with_total(12);
+        let mut last = resumed.iter();
+        assert_eq!(last.progress().items_total, 2);
+        assert_eq!(last.by_ref().collect::<Vec<_>>(), epochs[2]);
     }
 }

@@ -236,6 +236,7 @@ fn train_entropy_model<B: AutodiffBackend>(
         valid_groups.to_vec(),
         (make, make_valid),
         t,
+        settings.steps,
         first_epoch,
         device,
     );
@@ -455,6 +456,7 @@ pub fn train<B: AutodiffBackend>(
         valid_groups,
         (make, make_valid),
         t,
+        settings.steps,
         first_epoch,
         &device,
     );

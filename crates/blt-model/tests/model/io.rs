@@ -63,11 +63,19 @@ fn broken_model_directories_are_reported() {
         ModelError::IncompatibleVersion { found: 99, .. }
     ));
 
+    // A manifest written before configs were fingerprinted (no `config_sha256`): the
+    // parameter shapes still catch a layer-count edit, before Burn's loader could panic.
     let dir = fresh();
     let text = std::fs::read_to_string(manifest_of(&dir)).unwrap();
+    assert!(text.contains("config_sha256 = "));
+    let old_style: String = text
+        .lines()
+        .filter(|l| !l.starts_with("config_sha256 = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::write(
         manifest_of(&dir),
-        text.replace("decoder_layers = 2", "decoder_layers = 1"),
+        old_style.replace("decoder_layers = 2", "decoder_layers = 1"),
     )
     .unwrap();
     let e = err(dir.path());
@@ -80,4 +88,50 @@ fn broken_model_directories_are_reported() {
 
 fn manifest_of(dir: &tempfile::TempDir) -> std::path::PathBuf {
     dir.path().join(blt_model::MANIFEST_FILE)
+}
+
+/// Sets `[model] key = value` in a saved manifest.
+fn edit_manifest(dir: &std::path::Path, key: &str, value: toml::Value) {
+    let path = dir.join(blt_model::MANIFEST_FILE);
+    let mut doc: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let model = doc.get_mut("model").unwrap().as_table_mut().unwrap();
+    assert!(model.contains_key(key), "{key} is not in the manifest");
+    model.insert(key.into(), value);
+    std::fs::write(&path, toml::to_string(&doc).unwrap()).unwrap();
+}
+
+/// Fields the weights depend on without changing any parameter's shape (the head count at a
+/// fixed width, RoPE's base, the patching scheme) cannot be edited in a saved manifest; the
+/// entropy threshold and dropout can, and the loaded config carries the edit.
+#[test]
+fn edits_of_trained_fields_are_refused_and_editable_fields_load() {
+    let m = TestModel::new(test_config(PatchingKind::Space), 9);
+    let saved = || {
+        let dir = tempfile::tempdir().unwrap();
+        save_model(dir.path(), &m.config, &m.model, None).unwrap();
+        dir
+    };
+    let heads = if m.config.num_heads == 2 { 4 } else { 2 };
+    assert_eq!(m.config.hidden_size % heads, 0);
+    for (key, value) in [
+        ("num_heads", toml::Value::Integer(heads as i64)),
+        ("rope_theta", toml::Value::Float(m.config.rope_theta * 2.0)),
+        ("patching", toml::Value::String("byte".into())),
+    ] {
+        let dir = saved();
+        edit_manifest(dir.path(), key, value);
+        let e = load_model::<B>(dir.path(), &device()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("differs from the config the weights were saved with"),
+            "{key}: {e}"
+        );
+        assert!(load_config(dir.path()).is_err(), "{key}");
+    }
+    let dir = saved();
+    edit_manifest(dir.path(), "entropy_threshold", toml::Value::Float(0.75));
+    edit_manifest(dir.path(), "resid_dropout", toml::Value::Float(0.25));
+    let loaded = load_model::<B>(dir.path(), &device()).unwrap();
+    assert_eq!(loaded.config.entropy_threshold, 0.75);
+    assert_eq!(loaded.config.resid_dropout, 0.25);
 }

@@ -3,7 +3,7 @@
 //! GPU users run, with our shapes, masks, gathers and bool tensors; only CUDA's code generation
 //! and tensor cores are left out.
 //!
-//! Built with the `wgpu` feature (`cargo test --workspace --features blt-cli/wgpu`, which CI
+//! Built with the `wgpu` feature (`cargo test --workspace --features blt-train/wgpu`, which CI
 //! runs). Without a Vulkan driver every test fails and says what to install.
 #![allow(clippy::print_stderr)]
 
