@@ -20,8 +20,10 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
     // workload); both CPU backends are default features of blt-cli.
     let backend = args.backend.clone().unwrap_or_else(|| "auto".into());
     let mut cargo: Vec<String> = vec!["run".into(), "-q".into()];
-    if !args.quick {
-        cargo.push("--release".into());
+    match (&args.profile, args.quick) {
+        (Some(profile), _) => cargo.extend(["--profile".into(), profile.clone()]),
+        (None, false) => cargo.push("--release".into()),
+        (None, true) => {}
     }
     cargo.extend(["-p".into(), "blt-cli".into()]);
     if let Some(features) = crate::cmd::blt_cli_features(args.features.as_deref(), &backend) {

@@ -39,8 +39,10 @@ pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
         ("clippy", clippy),
         ("test", TEST_COMMAND.to_vec()),
     ];
-    // The README's main job on the tiny preset (the test build's features, so that it reuses
-    // that build), then the benchmark in smoke mode. The tiny preset on wgpu, and generation
+    // The README's main job on the tiny preset, then the benchmark in smoke mode, both with the
+    // test build's features and profile (`cargo test` builds every workspace crate with the
+    // `test` profile), so that they run the `blt-cli` the tests built instead of building it
+    // again. The tiny preset on wgpu, and generation
     // from it, run inside the tests (blt-train's `wgpu` test).
     let run_dir = std::env::temp_dir().join(format!("blt-ci-tiny-{}", std::process::id()));
     let run_dir_arg = run_dir.to_string_lossy().into_owned();
@@ -53,6 +55,8 @@ pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
         "ndarray",
         "--features",
         TEST_FEATURES,
+        "--profile",
+        "test",
         "--plain",
         "--run-dir",
         run_dir_arg.as_str(),
@@ -60,7 +64,15 @@ pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
     steps.push(("train-tiny", train.to_vec()));
     steps.push((
         "bench-quick",
-        vec!["xtask", "bench", "--quick", "--features", TEST_FEATURES],
+        vec![
+            "xtask",
+            "bench",
+            "--quick",
+            "--features",
+            TEST_FEATURES,
+            "--profile",
+            "test",
+        ],
     ));
     let mut times = Vec::new();
     for (name, cargo_args) in steps {

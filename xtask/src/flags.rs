@@ -77,8 +77,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub plain: bool,
     /// Build blt-cli in release mode (slower to build, a little faster to run).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "profile")]
     pub release: bool,
+    /// Build blt-cli with this Cargo profile (default: dev). CI passes `test`, the profile of
+    /// its test build, so that the run reuses the binary the tests built.
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 /// Flags of `cargo xtask bench`.
@@ -100,6 +104,9 @@ pub struct BenchArgs {
     /// Extra Cargo features of blt-cli, comma-separated.
     #[arg(long)]
     pub features: Option<String>,
+    /// Build blt-cli with this Cargo profile (default: release, or dev with --quick).
+    #[arg(long)]
+    pub profile: Option<String>,
     /// Python interpreter with torch and transformers>=5: also time the Hugging Face BLT at the
     /// same shapes, right after our bench, and add its figures and `vs_peer` ratios to the JSON.
     #[arg(long, value_name = "PYTHON")]

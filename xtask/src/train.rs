@@ -45,6 +45,9 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     if args.release {
         cargo.push("--release".into());
     }
+    if let Some(profile) = &args.profile {
+        cargo.extend(["--profile".into(), profile.clone()]);
+    }
     cargo.extend(["-p".into(), "blt-cli".into()]);
     // The CPU backends are default features. `--features wgpu` gives the feature set of the
     // README's test command, so that CI reuses the tests' `blt-cli` instead of building another.

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use crate::backend::BackendChoice;
 
 /// Byte Latent Transformer: a tokenizer-free language model on raw bytes.
 #[derive(Debug, Parser)]
@@ -19,10 +21,10 @@ pub struct Cli {
 /// Options shared by every command.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Compute backend: auto, ndarray, flex, wgpu or cuda (auto: CUDA when a GPU is present and
-    /// compiled in, else the faster CPU backend for the command). Training does not run on flex.
-    #[arg(long, global = true, default_value = "auto")]
-    pub backend: String,
+    /// Compute backend (auto: CUDA when a GPU is present and compiled in, else the faster CPU
+    /// backend for the command). Training does not run on flex.
+    #[arg(long, global = true, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
     /// Random seed (sampling, initialisation, data order); overrides the config.
     #[arg(long, global = true)]
     pub seed: Option<u64>,
@@ -155,7 +157,8 @@ pub struct TrainArgs {
     /// Run config (TOML with [model], [training], [data]); not needed with --resume.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Data source, overriding the config: builtin:kjv, a file, a directory, a .jsonl file.
+    /// Data source, overriding the config: builtin:kjv, a file, a directory, a .jsonl file,
+    /// or hub:openwebtext / hub:wikitext-103 (a build with the `hub` feature).
     #[arg(long)]
     pub data: Option<String>,
     /// Run directory (default: runs/<config name>).
@@ -173,9 +176,13 @@ pub struct TrainArgs {
     /// Override training.entropy_steps (the entropy model's stage; not on resume).
     #[arg(long)]
     pub entropy_steps: Option<usize>,
-    /// Plain log lines even on a terminal (no dashboard).
-    #[arg(long)]
+    /// Plain log lines even on a terminal (the same as --dashboard plain).
+    #[arg(long, conflicts_with = "dashboard")]
     pub plain: bool,
+    /// What training shows on a terminal (default: compact; plain when stdout is not a
+    /// terminal).
+    #[arg(long, value_enum)]
+    pub dashboard: Option<DashboardArg>,
 }
 
 /// `generate` options.
@@ -266,9 +273,9 @@ pub struct EntropyArgs {
 /// `patch` options.
 #[derive(Debug, Args)]
 pub struct PatchArgs {
-    /// entropy, fixed, space or byte.
-    #[arg(long)]
-    pub scheme: String,
+    /// Patching scheme.
+    #[arg(long, value_enum)]
+    pub scheme: SchemeArg,
     /// Patch length for the fixed scheme.
     #[arg(long, default_value_t = 4)]
     pub stride: usize,
@@ -281,6 +288,33 @@ pub struct PatchArgs {
     /// Text to cut.
     #[arg(long)]
     pub text: String,
+}
+
+/// `train --dashboard`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DashboardArg {
+    /// blt's dashboard: a loss chart, every metric's latest value, progress. It redraws a few
+    /// times a second and sleeps in between.
+    Compact,
+    /// Burn's TUI: a tab per metric with history, progress with an ETA, a final summary. Its
+    /// renderer thread polls without sleeping, so it takes a core from training.
+    Burn,
+    /// One log line every `training.log_every` iterations and one per validation.
+    Plain,
+}
+
+/// `patch --scheme`: the patching schemes that need no model config (the monotonic entropy rule
+/// is a model setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeArg {
+    /// Cut where the entropy model's next-byte entropy exceeds the threshold (needs --model).
+    Entropy,
+    /// Cut every --stride bytes after BOS.
+    Fixed,
+    /// Cut after runs of space-like bytes.
+    Space,
+    /// Every byte is a patch.
+    Byte,
 }
 
 /// `calibrate` options.

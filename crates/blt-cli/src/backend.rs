@@ -37,6 +37,21 @@ pub fn no_training_on_flex<T>() -> Result<T> {
     )
 }
 
+/// `--backend`: a backend, or `auto` to pick one per command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// CUDA when a GPU is present and compiled in, else the faster CPU backend for the command.
+    Auto,
+    /// Burn's ndarray CPU backend, with blt's kernels.
+    Ndarray,
+    /// Burn's flex CPU backend (not for training).
+    Flex,
+    /// wgpu (build feature `wgpu`).
+    Wgpu,
+    /// CUDA (build feature `cuda`).
+    Cuda,
+}
+
 /// The backends this binary knows about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
@@ -106,10 +121,13 @@ fn nvidia_gpu_present() -> bool {
         || std::path::Path::new("/proc/driver/nvidia/version").exists()
 }
 
-/// Resolves `--backend` (auto, ndarray, flex, wgpu, cuda) and says why.
-pub fn resolve(choice: &str, cpu_preference: [BackendKind; 2]) -> Result<(BackendKind, String)> {
+/// Resolves `--backend` and says why.
+pub fn resolve(
+    choice: BackendChoice,
+    cpu_preference: [BackendKind; 2],
+) -> Result<(BackendKind, String)> {
     let kind = match choice {
-        "auto" => {
+        BackendChoice::Auto => {
             if BackendKind::Cuda.compiled() && nvidia_gpu_present() {
                 return Ok((
                     BackendKind::Cuda,
@@ -130,11 +148,10 @@ pub fn resolve(choice: &str, cpu_preference: [BackendKind; 2]) -> Result<(Backen
             }
             bail!("no CPU backend compiled in; rebuild with --features ndarray");
         }
-        "ndarray" => BackendKind::Ndarray,
-        "flex" => BackendKind::Flex,
-        "wgpu" => BackendKind::Wgpu,
-        "cuda" => BackendKind::Cuda,
-        other => bail!("unknown backend `{other}`; expected auto, ndarray, flex, wgpu or cuda"),
+        BackendChoice::Ndarray => BackendKind::Ndarray,
+        BackendChoice::Flex => BackendKind::Flex,
+        BackendChoice::Wgpu => BackendKind::Wgpu,
+        BackendChoice::Cuda => BackendKind::Cuda,
     };
     if !kind.compiled() {
         bail!(
@@ -147,8 +164,8 @@ pub fn resolve(choice: &str, cpu_preference: [BackendKind; 2]) -> Result<(Backen
 }
 
 /// Runs `task` on the backend `choice` resolves to.
-pub fn dispatch<T: BackendTask>(choice: &str, task: T) -> Result<T::Output> {
-    let (kind, why) = resolve(choice, task.cpu_preference())?;
+pub fn dispatch<T: BackendTask>(choice: &BackendChoice, task: T) -> Result<T::Output> {
+    let (kind, why) = resolve(*choice, task.cpu_preference())?;
     // Debug level: the choice is in `info` and the training summary, and an INFO line here would
     // open every command (and every error message) with a second line.
     tracing::debug!(backend = kind.name(), "{why}");

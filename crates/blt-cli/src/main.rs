@@ -28,7 +28,18 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("error: internal error{place}: {message} (please report this bug)");
     }));
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version, on stdout.
+        Err(err) if !err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("error: {}", output::usage_error_line(&err));
+            return ExitCode::FAILURE;
+        }
+    };
     output::init_tracing(&cli.global);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

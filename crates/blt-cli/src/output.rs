@@ -24,6 +24,20 @@ pub fn init_tracing(global: &GlobalArgs) {
         .try_init();
 }
 
+/// A command-line parsing error on one line: clap's message with its hints (possible values,
+/// suggestions), without the usage block and the pointer to `--help`.
+pub fn usage_error_line(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"))
+        .collect();
+    let line = parts.join(" ");
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    format!("{line} (see --help)")
+}
+
 /// An error and its causes on one line.
 pub fn one_line(err: &anyhow::Error) -> String {
     let mut line = String::new();

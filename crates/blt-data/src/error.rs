@@ -73,8 +73,9 @@ pub enum DataError {
     },
     /// A `hub:` source was used in a build without the `hub` feature.
     #[error(
-        "hub dataset `{name}` needs blt-data built with the `hub` feature \
-         (cargo build --features hub); or use a local .txt/.jsonl file or directory instead"
+        "hub dataset `{name}` needs a build with the `hub` feature \
+         (`cargo xtask train --features hub`, or `cargo build -p blt-cli --features hub`); \
+         or use a local .txt/.jsonl file or directory instead"
     )]
     HubDisabled {
         /// The hub dataset.

@@ -9,13 +9,8 @@ use burn::{
 };
 
 use crate::{
-    config::BltConfig,
-    decoder::LocalDecoder,
-    embedding::ByteEmbedding,
-    encoder::LocalEncoder,
-    error::{ModelError, Result},
-    global::GlobalTransformer,
-    input::BltInput,
+    config::BltConfig, decoder::LocalDecoder, embedding::ByteEmbedding, encoder::LocalEncoder,
+    error::Result, global::GlobalTransformer, input::BltInput,
 };
 
 /// The model's named output.
@@ -89,9 +84,9 @@ impl<B: Backend> Blt<B> {
                 device,
             ),
             embedding_dropout: DropoutConfig::new(config.resid_dropout).init(),
-            encoder: LocalEncoder::new(config, device),
-            global: GlobalTransformer::new(config, device),
-            decoder: LocalDecoder::new(config, device),
+            encoder: config.encoder_config().init(device),
+            global: config.global_config().init(device),
+            decoder: config.decoder_config().init(device),
         })
     }
 
@@ -131,17 +126,5 @@ impl<B: Backend> Blt<B> {
         );
         done(ForwardStage::LocalDecoder);
         BltOutput { logits }
-    }
-
-    /// Checks that a batch fits this model's tables (sequence length).
-    pub fn check_input(&self, config: &BltConfig, input: &BltInput<B>) -> Result<()> {
-        if input.seq_len() > config.max_position_embeddings {
-            return Err(ModelError::InvalidInput(format!(
-                "sequence of {} bytes exceeds max_position_embeddings ({})",
-                input.seq_len(),
-                config.max_position_embeddings
-            )));
-        }
-        Ok(())
     }
 }

@@ -7,16 +7,65 @@
 
 use blt_core::{
     CrossAttention, CrossAttentionConfig, KvCache, RmsNorm, RmsNormConfig, TransformerBlock,
-    init::linear_no_bias, kernels::linear,
+    TransformerBlockConfig, init::linear_no_bias, kernels::linear,
 };
 use blt_patching::VOCAB_SIZE;
 use burn::{
+    config::Config,
     module::Module,
     nn::Linear,
     tensor::{Bool, Int, Tensor, backend::Backend},
 };
 
-use crate::{config::BltConfig, layers::local_block_configs};
+/// Config of a [`LocalDecoder`] ([`crate::BltConfig::decoder_config`] derives it from a BLT
+/// config).
+#[derive(Config, Debug)]
+pub struct LocalDecoderConfig {
+    /// The byte-level blocks, one per layer, in order.
+    pub blocks: Vec<TransformerBlockConfig>,
+    /// Width of the byte states.
+    pub hidden_size: usize,
+    /// Width of the global model's patch states.
+    pub global_hidden_size: usize,
+    /// Attention heads of each layer's cross-attention.
+    pub num_heads: usize,
+    /// Slots per patch.
+    pub cross_attn_k: usize,
+    /// RMSNorm epsilon of the cross-attentions and the final norm.
+    #[config(default = 1e-5)]
+    pub norm_eps: f64,
+    /// Dropout on the cross-attentions' probabilities.
+    #[config(default = 0.0)]
+    pub attention_dropout: f64,
+}
+
+impl LocalDecoderConfig {
+    /// Builds the decoder: one cross-attention before each block.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> LocalDecoder<B> {
+        let d = self.hidden_size;
+        let dg = self.global_hidden_size;
+        LocalDecoder {
+            patch_projection: linear_no_bias(
+                dg,
+                self.cross_attn_k * d,
+                (dg as f64).powf(-0.5),
+                device,
+            ),
+            cross_attentions: (0..self.blocks.len())
+                .map(|_| {
+                    CrossAttentionConfig::new(d, d, self.num_heads)
+                        .with_norm_eps(self.norm_eps)
+                        .with_dropout(self.attention_dropout)
+                        .init(device)
+                })
+                .collect(),
+            blocks: self.blocks.iter().map(|c| c.init(device)).collect(),
+            norm: RmsNormConfig::new(d).with_eps(self.norm_eps).init(device),
+            head: linear_no_bias(d, VOCAB_SIZE, (d as f64).powf(-0.5), device),
+            k: self.cross_attn_k,
+        }
+    }
+}
 
 /// The local decoder.
 #[derive(Module, Debug)]
@@ -36,35 +85,6 @@ pub struct LocalDecoder<B: Backend> {
 }
 
 impl<B: Backend> LocalDecoder<B> {
-    /// Builds the decoder for `config`.
-    pub fn new(config: &BltConfig, device: &B::Device) -> Self {
-        let d = config.hidden_size;
-        let dg = config.global_hidden_size;
-        Self {
-            patch_projection: linear_no_bias(
-                dg,
-                config.cross_attn_k * d,
-                (dg as f64).powf(-0.5),
-                device,
-            ),
-            cross_attentions: (0..config.decoder_layers)
-                .map(|_| {
-                    CrossAttentionConfig::new(d, d, config.num_heads)
-                        .with_norm_eps(config.norm_eps)
-                        .with_dropout(config.attention_dropout)
-                        .init(device)
-                })
-                .collect(),
-            blocks: local_block_configs(config, config.decoder_layers, config.decoder_ffn())
-                .iter()
-                .map(|c| c.init(device))
-                .collect(),
-            norm: RmsNormConfig::new(d).with_eps(config.norm_eps).init(device),
-            head: linear_no_bias(d, VOCAB_SIZE, (d as f64).powf(-0.5), device),
-            k: config.cross_attn_k,
-        }
-    }
-
     /// Projects global patch outputs to decoder slots.
     ///
     /// # Shapes

@@ -6,19 +6,63 @@
 //! patch summary never depends on later bytes.
 
 use blt_core::{
-    CrossAttention, CrossAttentionConfig, TransformerBlock, init::linear_no_bias, kernels::linear,
+    CrossAttention, CrossAttentionConfig, TransformerBlock, TransformerBlockConfig,
+    init::linear_no_bias, kernels::linear,
 };
 use burn::{
+    config::Config,
     module::Module,
     nn::Linear,
     tensor::{Bool, Int, Tensor, backend::Backend},
 };
 
-use crate::{
-    config::{BltConfig, Pooling},
-    input::PoolingLayout,
-    layers::local_block_configs,
-};
+use crate::{config::Pooling, input::PoolingLayout};
+
+/// Config of a [`LocalEncoder`] ([`crate::BltConfig::encoder_config`] derives it from a BLT
+/// config).
+#[derive(Config, Debug)]
+pub struct LocalEncoderConfig {
+    /// The byte-level blocks, in order.
+    pub blocks: Vec<TransformerBlockConfig>,
+    /// Width of the byte states.
+    pub hidden_size: usize,
+    /// Attention heads of the cross-attention pooling.
+    pub num_heads: usize,
+    /// Query slots per patch.
+    pub cross_attn_k: usize,
+    /// How a patch's bytes are pooled.
+    pub pooling: Pooling,
+    /// RMSNorm epsilon of the cross-attention.
+    #[config(default = 1e-5)]
+    pub norm_eps: f64,
+    /// Dropout on the cross-attention's probabilities.
+    #[config(default = 0.0)]
+    pub attention_dropout: f64,
+}
+
+impl LocalEncoderConfig {
+    /// Builds the encoder.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> LocalEncoder<B> {
+        let d = self.hidden_size;
+        LocalEncoder {
+            blocks: self.blocks.iter().map(|c| c.init(device)).collect(),
+            patch_projection: linear_no_bias(
+                d,
+                self.cross_attn_k * d,
+                (d as f64).powf(-0.5),
+                device,
+            ),
+            cross_attention: (self.pooling == Pooling::CrossAttention).then(|| {
+                CrossAttentionConfig::new(d, d, self.num_heads)
+                    .with_norm_eps(self.norm_eps)
+                    .with_dropout(self.attention_dropout)
+                    .init(device)
+            }),
+            mean_pooling: self.pooling == Pooling::Mean,
+            k: self.cross_attn_k,
+        }
+    }
+}
 
 /// The local encoder.
 #[derive(Module, Debug)]
@@ -36,31 +80,6 @@ pub struct LocalEncoder<B: Backend> {
 }
 
 impl<B: Backend> LocalEncoder<B> {
-    /// Builds the encoder for `config`.
-    pub fn new(config: &BltConfig, device: &B::Device) -> Self {
-        let d = config.hidden_size;
-        Self {
-            blocks: local_block_configs(config, config.encoder_layers, config.intermediate_size)
-                .iter()
-                .map(|c| c.init(device))
-                .collect(),
-            patch_projection: linear_no_bias(
-                d,
-                config.cross_attn_k * d,
-                (d as f64).powf(-0.5),
-                device,
-            ),
-            cross_attention: (config.pooling == Pooling::CrossAttention).then(|| {
-                CrossAttentionConfig::new(d, d, config.num_heads)
-                    .with_norm_eps(config.norm_eps)
-                    .with_dropout(config.attention_dropout)
-                    .init(device)
-            }),
-            mean_pooling: config.pooling == Pooling::Mean,
-            k: config.cross_attn_k,
-        }
-    }
-
     /// Runs the byte blocks.
     ///
     /// # Shapes

@@ -2,14 +2,49 @@
 //! `k · hidden_size ≠ global_hidden_size`, causal (block-causal per document) pre-norm blocks,
 //! no final norm. Optionally, a gated memory per layer (the seed's hierarchical memory).
 
-use blt_core::{KvCache, TransformerBlock, init::linear_no_bias, kernels::linear};
+use blt_core::{
+    KvCache, TransformerBlock, TransformerBlockConfig, init::linear_no_bias, kernels::linear,
+};
 use burn::{
+    config::Config,
     module::{Module, Param},
     nn::{Linear, LinearConfig},
     tensor::{Bool, Tensor, activation::sigmoid, backend::Backend},
 };
 
-use crate::{config::BltConfig, layers::global_block_configs};
+/// Config of a [`GlobalTransformer`] ([`crate::BltConfig::global_config`] derives it from a
+/// BLT config).
+#[derive(Config, Debug)]
+pub struct GlobalTransformerConfig {
+    /// The blocks over patches, in order.
+    pub blocks: Vec<TransformerBlockConfig>,
+    /// Width of a patch's input (`k · hidden_size` of the encoder's slots).
+    pub input_size: usize,
+    /// Width of the global model.
+    pub hidden_size: usize,
+    /// A gated memory in every block.
+    #[config(default = false)]
+    pub hierarchical_memory: bool,
+}
+
+impl GlobalTransformerConfig {
+    /// Builds the global model, with an input projection when the widths differ.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> GlobalTransformer<B> {
+        let (input, d) = (self.input_size, self.hidden_size);
+        GlobalTransformer {
+            input_projection: (input != d)
+                .then(|| linear_no_bias(input, d, (input as f64).powf(-0.5), device)),
+            blocks: self.blocks.iter().map(|c| c.init(device)).collect(),
+            memories: if self.hierarchical_memory {
+                (0..self.blocks.len())
+                    .map(|_| HierarchicalMemory::new(d, device))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
 
 /// A learned memory vector mixed into the residual stream through a sigmoid gate computed from
 /// `[h; m]`: `h + σ(W[h; m] + b) ⊙ m`. Position-wise, so it cannot leak the future.
@@ -56,27 +91,6 @@ pub struct GlobalTransformer<B: Backend> {
 }
 
 impl<B: Backend> GlobalTransformer<B> {
-    /// Builds the global model for `config`.
-    pub fn new(config: &BltConfig, device: &B::Device) -> Self {
-        let input = config.global_input_size();
-        let d = config.global_hidden_size;
-        Self {
-            input_projection: (input != d)
-                .then(|| linear_no_bias(input, d, (input as f64).powf(-0.5), device)),
-            blocks: global_block_configs(config)
-                .iter()
-                .map(|c| c.init(device))
-                .collect(),
-            memories: if config.hierarchical_memory {
-                (0..config.global_layers)
-                    .map(|_| HierarchicalMemory::new(d, device))
-                    .collect()
-            } else {
-                Vec::new()
-            },
-        }
-    }
-
     fn project(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.input_projection {
             Some(p) => linear(p, x),

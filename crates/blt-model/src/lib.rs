@@ -25,22 +25,22 @@ mod stats;
 
 pub use blt::{Blt, BltOutput, ForwardStage};
 pub use config::{BltConfig, PatchingKind, Pooling};
-pub use decoder::LocalDecoder;
+pub use decoder::{LocalDecoder, LocalDecoderConfig};
 pub use embedding::ByteEmbedding;
-pub use encoder::LocalEncoder;
+pub use encoder::{LocalEncoder, LocalEncoderConfig};
 pub use entropy::{EntropyModel, EntropyModelConfig, EntropyResets, NEWLINE_ID, entropy_of_logits};
 pub use error::{ModelError, Result};
 pub use generate::{
     DecodeMode, GeneratedByte, GenerationConfig, GenerationSummary, Generator, Sampler,
     SamplingConfig, StopReason,
 };
-pub use global::{GlobalTransformer, HierarchicalMemory};
+pub use global::{GlobalTransformer, GlobalTransformerConfig, HierarchicalMemory};
 pub use input::{BltInput, PoolingLayout, PreparedRow, RowPreparer, bucket_size};
 pub use io::{
     EDITABLE_CONFIG_FIELDS, ENTROPY_WEIGHTS_FILE, FORMAT_VERSION, LoadedModel, MANIFEST_FILE,
     WEIGHTS_FILE, entropy_model_identity, load_config, load_entropy_model, load_model,
     save_entropy_model, save_model,
 };
-pub use loss::{LossSums, masked_cross_entropy};
+pub use loss::{LossSums, masked_cross_entropy, target_log_probs};
 pub use seed::seeded;
 pub use stats::{FlopsPerByte, ParameterCounts};

@@ -24,6 +24,26 @@ impl<B: Backend> LossSums<B> {
     }
 }
 
+/// Every position's log-probability of its target, and whether the arg-max prediction is the
+/// target, flattened over batch and sequence.
+///
+/// # Shapes
+/// - logits: `[batch, seq, vocab]`; targets: `[batch, seq]`
+/// - output: `[batch · seq]` each
+pub fn target_log_probs<B: Backend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+) -> (Tensor<B, 1>, Tensor<B, 1, Bool>) {
+    let [batch, seq, vocab] = logits.dims();
+    let n = batch * seq;
+    let logits = logits.reshape([n, vocab]);
+    let targets = targets.reshape([n, 1]);
+    let log_p = log_softmax(logits.clone(), 1);
+    let target_log_p = log_p.gather(1, targets.clone()).reshape([n]);
+    let hit = logits.argmax(1).equal(targets).reshape([n]);
+    (target_log_p, hit)
+}
+
 /// Cross-entropy of `logits` against `targets` where `mask` is `true`.
 ///
 /// # Shapes
@@ -34,15 +54,10 @@ pub fn masked_cross_entropy<B: Backend>(
     mask: Tensor<B, 2, Bool>,
     count: usize,
 ) -> LossSums<B> {
-    let [batch, seq, vocab] = logits.dims();
-    let n = batch * seq;
-    let logits = logits.reshape([n, vocab]);
-    let targets = targets.reshape([n, 1]);
+    let n: usize = mask.dims().iter().product();
     let keep = mask.reshape([n]).float();
-    let log_p = log_softmax(logits.clone(), 1);
-    let target_log_p = log_p.gather(1, targets.clone()).reshape([n]);
-    let predicted = logits.argmax(1);
-    let correct = predicted.equal(targets).reshape([n]).int() * keep.clone().int();
+    let (target_log_p, hit) = target_log_probs(logits, targets);
+    let correct = hit.int() * keep.clone().int();
     LossSums {
         loss_sum: (target_log_p.clone().neg() * keep.clone()).sum(),
         confidence_sum: (target_log_p.exp() * keep).sum(),

@@ -331,6 +331,33 @@ mod tests {
         assert!(seen >= 6, "only {seen} configs found");
     }
 
+    /// docs/training.md documents every field a run config has (optional fields included).
+    #[test]
+    fn the_training_guide_lists_every_config_field() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/training.md");
+        let guide = std::fs::read_to_string(&path).unwrap();
+        let mut config = RunConfig::default();
+        config.model.decoder_intermediate_size = Some(config.model.intermediate_size);
+        config.training.max_batch_bytes = Some(4096);
+        let value = toml::Value::try_from(&config).unwrap();
+        let mut seen = 0;
+        for (table, fields) in value.as_table().unwrap() {
+            let heading = format!("### `[{table}]`");
+            let section = guide
+                .split_once(&heading)
+                .unwrap_or_else(|| panic!("docs/training.md has no {heading}"))
+                .1;
+            for key in fields.as_table().unwrap().keys() {
+                assert!(
+                    section.contains(&format!("| `{key}` |")),
+                    "docs/training.md does not document [{table}] {key}"
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 60, "only {seen} fields");
+    }
+
     #[test]
     fn invalid_training_keys_are_named() {
         let err = RunConfig::from_toml_str("[training]\nbatch_size = 0")

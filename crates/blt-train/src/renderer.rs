@@ -12,9 +12,9 @@
 //!
 //! Train lines show each metric's latest value (for the per-byte metrics of
 //! [`crate::metrics`], the latest batch). Valid lines show the count-weighted mean of each
-//! metric over the validation epoch (for the per-byte metrics, the exact epoch value); metrics
-//! that report a plain [`NumericEntry::Value`], such as [`crate::metrics::PerplexityMetric`]
-//! (already an epoch value), show their latest value.
+//! metric over the validation epoch (for the per-byte metrics, the exact epoch value), as
+//! [`MetricWindow`] keeps it; metrics that report a plain value, such as
+//! [`crate::metrics::PerplexityMetric`] (already an epoch value), show their latest value.
 //!
 //! Register it with `SupervisedTraining::renderer(PlainRenderer::new(..))`.
 
@@ -23,13 +23,13 @@ use std::io::{IsTerminal, Write};
 
 use burn::data::dataloader::Progress;
 use burn::train::LearnerSummary;
-use burn::train::metric::{MetricAttributes, MetricDefinition, MetricId, NumericEntry};
+use burn::train::metric::{MetricAttributes, MetricDefinition, MetricId};
 use burn::train::renderer::{
     EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
 
-use crate::metrics::format_value;
+use crate::metrics::{MetricWindow, format_value};
 
 /// Whether this process's stdout is a terminal.
 pub fn stdout_is_terminal() -> bool {
@@ -63,18 +63,14 @@ impl Dashboard {
     }
 }
 
-/// One metric's latest value and its aggregate over the current window.
+/// One metric over the current window: its values (numeric metrics) or its latest text.
 #[derive(Debug)]
 struct Slot {
     id: MetricId,
-    /// Latest value, formatted (numeric) or the metric's own text (generic).
-    latest: String,
-    /// Latest numeric entry, if the metric is numeric.
-    entry: Option<NumericEntry>,
-    /// Σ value·count over the window (aggregated numeric entries only).
-    sum: f64,
-    /// Σ count over the window.
-    count: usize,
+    /// The metric's own text (non-numeric metrics).
+    text: String,
+    /// Latest value and window mean (numeric metrics).
+    window: Option<MetricWindow>,
 }
 
 /// The metrics of one split, in the order they first arrived.
@@ -94,31 +90,16 @@ impl SplitValues {
             None => {
                 self.slots.push(Slot {
                     id: entry.metric_id.clone(),
-                    latest: String::new(),
-                    entry: None,
-                    sum: 0.0,
-                    count: 0,
+                    text: String::new(),
+                    window: None,
                 });
                 self.slots.len() - 1
             }
         };
         let slot = &mut self.slots[position];
         match numeric {
-            None => slot.latest = entry.serialized_entry.formatted,
-            Some(numeric) => {
-                if let NumericEntry::Aggregated {
-                    aggregated_value,
-                    count,
-                } = numeric
-                    && count > 0
-                    && aggregated_value.is_finite()
-                {
-                    slot.sum += aggregated_value * count as f64;
-                    slot.count += count;
-                }
-                slot.latest = format_value(numeric.current());
-                slot.entry = Some(numeric);
-            }
+            None => slot.text = entry.serialized_entry.formatted,
+            Some(numeric) => slot.window.get_or_insert_default().update(&numeric),
         }
     }
 
@@ -176,11 +157,10 @@ impl PlainRenderer {
         for slot in &values.slots {
             let definition = self.definitions.get(&slot.id);
             let name = definition.map_or_else(|| format!("{:?}", slot.id), |d| d.name.clone());
-            let value = match (show, &slot.entry) {
-                (Show::WindowMean, Some(NumericEntry::Aggregated { .. })) if slot.count > 0 => {
-                    format_value(slot.sum / slot.count as f64)
-                }
-                _ => slot.latest.clone(),
+            let value = match (show, &slot.window) {
+                (Show::Latest, Some(w)) => w.latest().map_or_else(String::new, format_value),
+                (Show::WindowMean, Some(w)) => w.mean().map_or_else(String::new, format_value),
+                (_, None) => slot.text.clone(),
             };
             let unit = match definition.map(|d| &d.attributes) {
                 Some(MetricAttributes::Numeric(attributes)) => attributes.unit.as_deref(),
@@ -358,7 +338,7 @@ impl MetricsRenderer for PlainRenderer {
 mod tests {
     use super::*;
     use crate::test_events::{definition, id, numeric};
-    use burn::train::metric::{MetricEntry, SerializedEntry};
+    use burn::train::metric::{MetricEntry, NumericEntry, SerializedEntry};
     use std::sync::{Arc, Mutex};
 
     /// A writer whose bytes the test can read back.

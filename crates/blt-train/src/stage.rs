@@ -15,8 +15,8 @@ use burn::{
     record::Recorder,
     tensor::backend::AutodiffBackend,
     train::{
-        InferenceStep, Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition,
-        SupervisedTraining, TrainStep,
+        InferenceStep, Interrupter, Learner, LearningComponentsTypes, MetricEarlyStoppingStrategy,
+        StoppingCondition, SupervisedTraining, TrainStep,
         checkpoint::{
             CheckpointingAction, CheckpointingStrategy, ComposedCheckpointingStrategy,
             KeepLastNCheckpoints, MetricCheckpointingStrategy,
@@ -73,6 +73,27 @@ struct RecordingStrategy {
     inner: ComposedCheckpointingStrategy,
     every: usize,
     epochs: Arc<Mutex<Vec<EpochMetrics>>>,
+}
+
+impl RecordingStrategy {
+    /// Keeps the last two checkpoints and the best one by validation loss, saves every
+    /// `every` epochs, and records each epoch's metrics into `epochs`.
+    fn new(every: usize, epochs: Arc<Mutex<Vec<EpochMetrics>>>) -> Self {
+        let inner = ComposedCheckpointingStrategy::builder()
+            .add(KeepLastNCheckpoints::new(2))
+            .add(MetricCheckpointingStrategy::new(
+                &LossMetric::new(),
+                Aggregate::Mean,
+                Direction::Lowest,
+                Split::Valid,
+            ))
+            .build();
+        Self {
+            inner,
+            every,
+            epochs,
+        }
+    }
 }
 
 impl EpochMetrics {
@@ -218,34 +239,18 @@ where
         &settings.dir,
         settings.resume_epoch.unwrap_or(0),
     )));
-    let strategy = RecordingStrategy {
-        inner: ComposedCheckpointingStrategy::builder()
-            .add(KeepLastNCheckpoints::new(2))
-            .add(MetricCheckpointingStrategy::new(
-                &LossMetric::new(),
-                Aggregate::Mean,
-                Direction::Lowest,
-                Split::Valid,
-            ))
-            .build(),
-        every: t.checkpoint_every,
-        epochs: epoch_log.clone(),
-    };
+    let strategy = RecordingStrategy::new(t.checkpoint_every, epoch_log.clone());
     let mut training = SupervisedTraining::new(&settings.dir, train, valid)
-        .metric_train_numeric(LossMetric::new())
-        .metric_valid_numeric(LossMetric::new())
-        .metric_train_numeric(BitsPerByteMetric::new())
-        .metric_valid_numeric(BitsPerByteMetric::new())
-        .metric_train_numeric(AccuracyMetric::new())
-        .metric_valid_numeric(AccuracyMetric::new())
-        .metric_train_numeric(PerplexityMetric::new())
-        .metric_valid_numeric(PerplexityMetric::new())
-        .metric_train_numeric(ConfidenceMetric::new())
-        .metric_valid_numeric(ConfidenceMetric::new())
-        .metric_train_numeric(PatchLengthMetric::new())
-        .metric_valid_numeric(PatchLengthMetric::new())
-        .metric_train_numeric(BytesPerSecondMetric::new())
-        .metric_valid_numeric(BytesPerSecondMetric::new())
+        // Both splits (Burn's tuples stop at six metrics); the learning rate only in training.
+        .metrics((
+            LossMetric::new(),
+            BitsPerByteMetric::new(),
+            AccuracyMetric::new(),
+            PerplexityMetric::new(),
+            ConfidenceMetric::new(),
+            PatchLengthMetric::new(),
+        ))
+        .metrics((BytesPerSecondMetric::new(),))
         .metric_train_numeric(LearningRateMetric::new())
         .with_metric_logger(EpochLogs::new(
             &settings.dir,
@@ -274,29 +279,7 @@ where
         crate::checkpoint::remove_partial_files(&settings.dir);
         training = training.checkpoint(epoch);
     }
-    let plain = |out: Box<dyn std::io::Write + Send + Sync>| PlainRenderer::new(out, t.log_every);
-    match settings.dashboard {
-        Dashboard::Plain => training = training.renderer(plain(Box::new(std::io::stdout()))),
-        Dashboard::Quiet => training = training.renderer(plain(Box::new(std::io::sink()))),
-        Dashboard::Tui => {
-            let stage = StageInfo {
-                name: settings.name.to_string(),
-                index: settings.position.0,
-                count: settings.position.1,
-                total_steps: settings.steps,
-                accumulation: t.gradient_accumulation_steps,
-            };
-            training = match TuiDashboard::new(stage, settings.interrupter.clone()) {
-                Ok(dashboard) => training.renderer(dashboard),
-                Err(e) => {
-                    tracing::warn!("cannot start the dashboard ({e}); printing log lines");
-                    training.renderer(plain(Box::new(std::io::stdout())))
-                }
-            };
-        }
-        // Burn's default renderer: its TUI on a terminal.
-        Dashboard::BurnTui => {}
-    }
+    let training = with_renderer(training, &settings);
     tracing::info!(
         stage = settings.name,
         epochs,
@@ -305,7 +288,55 @@ where
     );
     let result = training.launch(Learner::new(model, optim, schedule));
     drop(result.renderer);
+    let epochs = epoch_log.lock().expect("epoch log lock").clone();
+    finish_stage(&settings, template, result.model, epochs, device)
+}
 
+/// Puts the stage's dashboard on `training`: ours, plain log lines, nothing, or Burn's own.
+fn with_renderer<LC: LearningComponentsTypes>(
+    training: SupervisedTraining<LC>,
+    settings: &StageSettings<'_>,
+) -> SupervisedTraining<LC> {
+    let log_every = settings.training.log_every;
+    let plain = |out: Box<dyn std::io::Write + Send + Sync>| PlainRenderer::new(out, log_every);
+    match settings.dashboard {
+        Dashboard::Plain => training.renderer(plain(Box::new(std::io::stdout()))),
+        Dashboard::Quiet => training.renderer(plain(Box::new(std::io::sink()))),
+        Dashboard::Tui => {
+            let stage = StageInfo {
+                name: settings.name.to_string(),
+                index: settings.position.0,
+                count: settings.position.1,
+                total_steps: settings.steps,
+                accumulation: settings.training.gradient_accumulation_steps,
+            };
+            match TuiDashboard::new(stage, settings.interrupter.clone()) {
+                Ok(dashboard) => training.renderer(dashboard),
+                Err(e) => {
+                    tracing::warn!("cannot start the dashboard ({e}); printing log lines");
+                    training.renderer(plain(Box::new(std::io::stdout())))
+                }
+            }
+        }
+        // Burn's default renderer: its TUI on a terminal.
+        Dashboard::BurnTui => training,
+    }
+}
+
+/// After a stage's Learner returns: fails on a non-finite loss, else picks the best validation
+/// epoch among those with a checkpoint and loads its model into `template` (the last model
+/// when no epoch was validated).
+fn finish_stage<B, M>(
+    settings: &StageSettings<'_>,
+    template: M,
+    last: M::InnerModule,
+    epochs_log: Vec<EpochMetrics>,
+    device: &B::Device,
+) -> Result<(M::InnerModule, StageOutcome)>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+{
     if let Some((step, value)) = settings.guard.failure() {
         return Err(TrainError::NonFiniteLoss {
             stage: settings.name,
@@ -314,7 +345,6 @@ where
             checkpoints: settings.dir.join("checkpoint"),
         });
     }
-    let epochs_log = epoch_log.lock().expect("epoch log lock").clone();
     let checkpoints = settings.dir.join("checkpoint");
     let best_epoch = best_epoch(
         epochs_log
@@ -336,7 +366,7 @@ where
                 })?;
             template.load_record(record).valid()
         }
-        None => result.model,
+        None => last,
     };
     Ok((
         best,

@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use blt_data::{
     BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, Row, compute_entropies,
 };
-use blt_model::{Blt, BltConfig, EntropyModel, load_model};
-use burn::tensor::{Tensor, activation::log_softmax, backend::Backend};
+use blt_model::{Blt, BltConfig, EntropyModel, load_model, target_log_probs};
+use burn::tensor::backend::Backend;
 use serde::Serialize;
 
 use crate::{
@@ -93,29 +93,16 @@ pub fn evaluate<B: Backend>(
         positions += batch.input.lengths.iter().sum::<usize>();
         patches += batch.input.patch_counts.iter().sum::<usize>();
         let logits = model.forward(&batch.input).logits;
-        let [b, t, v] = logits.dims();
-        let log_p = log_softmax(logits.reshape([b * t, v]), 1);
-        let predicted = log_p.clone().argmax(1).reshape([b * t]);
-        let targets = batch.targets.reshape([b * t]);
-        let target_log_p: Tensor<B, 1> = log_p
-            .gather(1, targets.clone().reshape([b * t, 1]))
-            .reshape([b * t]);
-        let mask: Vec<bool> = batch
-            .target_mask
-            .reshape([b * t])
-            .into_data()
-            .to_vec()
-            .context("mask")?;
+        // The training loss's own per-target terms (`masked_cross_entropy` sums these), kept
+        // per byte here for the confidence range.
+        let (target_log_p, hit) = target_log_probs(logits, batch.targets);
+        let mask: Vec<bool> = batch.target_mask.into_data().to_vec().context("mask")?;
         let lp: Vec<f32> = target_log_p
             .into_data()
             .convert::<f32>()
             .to_vec()
             .context("log p")?;
-        let hits: Vec<bool> = predicted
-            .equal(targets)
-            .into_data()
-            .to_vec()
-            .context("hits")?;
+        let hits: Vec<bool> = hit.into_data().to_vec().context("hits")?;
         for ((&keep, &l), &hit) in mask.iter().zip(&lp).zip(&hits) {
             if keep {
                 let p = (l as f64).exp();

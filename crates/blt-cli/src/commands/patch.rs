@@ -8,7 +8,7 @@ use blt_patching::{ByteTokenizer, EncodeOptions, Patcher, PatcherConfig, Patches
 use burn::tensor::backend::Backend;
 
 use crate::{
-    args::{GlobalArgs, PatchArgs},
+    args::{GlobalArgs, PatchArgs, SchemeArg},
     backend::{BackendTask, dispatch},
 };
 
@@ -99,8 +99,8 @@ pub fn run(global: &GlobalArgs, args: PatchArgs) -> Result<()> {
     if text.is_empty() {
         bail!("--text is empty");
     }
-    let scheme = match args.scheme.as_str() {
-        "entropy" => {
+    let scheme = match args.scheme {
+        SchemeArg::Entropy => {
             let Some(model) = args.model else {
                 bail!(
                     "the entropy scheme needs --model RUN_DIR (its entropy model scores the bytes)"
@@ -115,12 +115,11 @@ pub fn run(global: &GlobalArgs, args: PatchArgs) -> Result<()> {
                 },
             );
         }
-        "fixed" => PatchingScheme::Fixed {
+        SchemeArg::Fixed => PatchingScheme::Fixed {
             stride: args.stride,
         },
-        "space" => PatchingScheme::Space,
-        "byte" => PatchingScheme::Byte,
-        other => bail!("unknown scheme `{other}`; expected entropy, fixed, space or byte"),
+        SchemeArg::Space => PatchingScheme::Space,
+        SchemeArg::Byte => PatchingScheme::Byte,
     };
     let patcher = Patcher::new(PatcherConfig::new(scheme))?;
     let ids = ByteTokenizer.encode(

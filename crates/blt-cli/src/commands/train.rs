@@ -7,7 +7,7 @@ use blt_train::{Dashboard, RunConfig, RunOverrides, TrainOptions};
 use burn::{backend::Autodiff, tensor::backend::Backend, train::Interrupter};
 
 use crate::{
-    args::{GlobalArgs, TrainArgs},
+    args::{DashboardArg, GlobalArgs, TrainArgs},
     backend::{BackendTask, dispatch},
 };
 
@@ -64,10 +64,16 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
     .apply(&mut config);
     config.validate()?;
     let interrupter = Interrupter::new();
-    let dashboard = if args.plain {
-        Dashboard::Plain
-    } else {
-        Dashboard::detect()
+    let terminal = blt_train::stdout_is_terminal();
+    let dashboard = match (args.plain, args.dashboard) {
+        (true, _) | (false, Some(DashboardArg::Plain)) => Dashboard::Plain,
+        (false, None) => Dashboard::detect(),
+        (false, Some(_)) if !terminal => {
+            tracing::warn!("stdout is not a terminal: printing log lines instead of a dashboard");
+            Dashboard::Plain
+        }
+        (false, Some(DashboardArg::Compact)) => Dashboard::Tui,
+        (false, Some(DashboardArg::Burn)) => Dashboard::BurnTui,
     };
     // Ctrl-C stops at the next batch; the last checkpoint is kept and --resume continues. (The
     // dashboard's raw mode turns Ctrl-C into a key, which it handles the same way.)

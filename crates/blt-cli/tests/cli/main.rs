@@ -632,11 +632,20 @@ fn bad_input_gives_one_line_errors() {
         "config.json",
     );
 
+    // Command-line mistakes too: clap's message and its hints on one line, exit code 1.
     assert_one_line_error(
         run_with_model(&["--backend", "tpu", "info"], run),
-        "unknown backend",
+        "possible values: auto, ndarray, flex, wgpu, cuda",
     );
-    // The CI build has wgpu (the README's test command turns it on), not CUDA.
+    assert_one_line_error(
+        run_cli(&["patch", "--scheme", "bpe", "--text", "hi"]),
+        "invalid value 'bpe' for '--scheme",
+    );
+    assert_one_line_error(
+        run_with_model(&["generate", "--prompt", "hi", "--max-bytes", "many"], run),
+        "invalid value 'many' for '--max-bytes",
+    );
+    // The CI build has no CUDA.
     if !cfg!(feature = "cuda") {
         assert_one_line_error(
             run_with_model(&["--backend", "cuda", "info"], run),

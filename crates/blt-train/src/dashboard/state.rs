@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use burn::train::metric::{MetricAttributes, MetricDefinition, MetricId, NumericEntry};
+use burn::train::metric::{MetricAttributes, MetricDefinition, MetricId};
 use burn::train::renderer::{MetricState, TrainingProgress};
 
-use crate::metrics::format_value;
+use crate::metrics::{MetricWindow, format_value};
 
 /// The stage a dashboard shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,44 +98,13 @@ impl History {
     }
 }
 
-/// One metric of one split.
+/// One metric of one split over the epoch.
 #[derive(Debug, Clone, Default)]
 struct Value {
-    /// Latest batch value (numeric metrics).
-    latest: Option<f64>,
+    /// Latest value and epoch mean (numeric metrics).
+    window: MetricWindow,
     /// Latest text (text metrics).
     text: Option<String>,
-    /// Σ value·count over the epoch (count-weighted metrics).
-    sum: f64,
-    /// Σ count over the epoch.
-    count: usize,
-}
-
-impl Value {
-    fn update(&mut self, entry: &NumericEntry) {
-        match entry {
-            NumericEntry::Value(v) => self.latest = Some(*v),
-            NumericEntry::Aggregated {
-                aggregated_value,
-                count,
-            } => {
-                self.latest = Some(*aggregated_value);
-                if *count > 0 && aggregated_value.is_finite() {
-                    self.sum += aggregated_value * *count as f64;
-                    self.count += count;
-                }
-            }
-        }
-    }
-
-    /// The epoch mean for count-weighted metrics, else the latest value.
-    fn epoch(&self) -> Option<f64> {
-        if self.count > 0 {
-            Some(self.sum / self.count as f64)
-        } else {
-            self.latest
-        }
-    }
 }
 
 /// The metrics of one split; the epoch sums restart with the first update after an epoch's
@@ -160,6 +129,7 @@ impl Split {
                 self.values
                     .entry(entry.metric_id)
                     .or_default()
+                    .window
                     .update(&numeric);
             }
         }
@@ -299,7 +269,7 @@ impl DashboardState {
                 .iter()
                 .find(|d| d.name == LOSS)
                 .and_then(|d| self.valid.values.get(&d.metric_id))
-                .and_then(Value::epoch);
+                .and_then(|v| v.window.mean());
             if let Some(loss) = loss {
                 let step = self.micro_batches as f64 / self.stage.accumulation as f64;
                 self.valid_loss.push(step, loss);
@@ -374,9 +344,9 @@ impl DashboardState {
                 let text = |v: &Value, number: Option<f64>| v.text.clone().or_else(|| show(number));
                 Some(MetricRow {
                     name: d.name.clone(),
-                    batch: train.and_then(|v| text(v, v.latest)),
-                    epoch: train.and_then(|v| text(v, v.epoch())),
-                    valid: valid.and_then(|v| text(v, v.epoch())),
+                    batch: train.and_then(|v| text(v, v.window.latest())),
+                    epoch: train.and_then(|v| text(v, v.window.mean())),
+                    valid: valid.and_then(|v| text(v, v.window.mean())),
                 })
             })
             .collect();

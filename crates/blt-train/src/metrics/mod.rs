@@ -24,9 +24,11 @@ mod perplexity;
 #[cfg(test)]
 mod tests;
 mod throughput;
+mod window;
 
 pub use perplexity::PerplexityMetric;
 pub use throughput::BytesPerSecondMetric;
+pub use window::MetricWindow;
 
 use std::f64::consts::LN_2;
 use std::sync::Arc;
