@@ -74,8 +74,11 @@ pub struct TrainArgs {
     #[arg(long)]
     pub features: Option<String>,
     /// Plain log lines instead of the dashboard.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dashboard")]
     pub plain: bool,
+    /// compact, burn or plain (blt-cli's `--dashboard`).
+    #[arg(long)]
+    pub dashboard: Option<String>,
     /// Build blt-cli in release mode (slower to build, a little faster to run).
     #[arg(long, conflicts_with = "profile")]
     pub release: bool,

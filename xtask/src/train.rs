@@ -81,6 +81,9 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
     if args.plain {
         cargo.push("--plain".into());
     }
+    if let Some(dashboard) = &args.dashboard {
+        cargo.extend(["--dashboard".into(), dashboard.clone()]);
+    }
     let refs: Vec<&str> = cargo.iter().map(String::as_str).collect();
     run("cargo", &refs)?;
     Ok(())
