@@ -7,14 +7,13 @@
 //! [`EntropyResets`] passed in. The pass itself is [`EntropyModel::entropies`], the one every
 //! other caller uses.
 
-use std::time::Instant;
-
 use blt_model::{EntropyModel, EntropyResets};
 use burn::tensor::backend::Backend;
 
 use crate::{
     dataset::Row,
     error::{DataError, Result},
+    progress::{LogProgress, Progress},
 };
 
 /// Entropies (nats) at every input position of every row (`row.input()`, i.e. `ids[..n − 1]`),
@@ -31,19 +30,27 @@ pub fn compute_entropies<B: Backend>(
     batch_rows: usize,
     device: &B::Device,
 ) -> Result<Vec<Vec<f32>>> {
-    compute_entropies_until(model, rows, resets, batch_rows, device, || false)
+    compute_entropies_with(
+        model,
+        rows,
+        resets,
+        batch_rows,
+        device,
+        &LogProgress::default(),
+    )
 }
 
-/// [`compute_entropies`] that calls `stop` before each forward pass and gives up with
-/// [`DataError::Interrupted`] once it returns true: a whole corpus takes minutes, and Ctrl-C
-/// should not have to wait for it.
-pub fn compute_entropies_until<B: Backend>(
+/// [`compute_entropies`] reporting the rows done to `progress` (task `"entropies"`), which is
+/// asked before each forward pass whether to stop; the pass then gives up with
+/// [`DataError::Interrupted`]: a whole corpus takes minutes, and Ctrl-C should not have to wait
+/// for it.
+pub fn compute_entropies_with<B: Backend>(
     model: &EntropyModel<B>,
     rows: &[Row],
     resets: EntropyResets,
     batch_rows: usize,
     device: &B::Device,
-    stop: impl Fn() -> bool,
+    progress: &dyn Progress,
 ) -> Result<Vec<Vec<f32>>> {
     let limit = model.max_positions();
     for row in rows {
@@ -57,14 +64,29 @@ pub fn compute_entropies_until<B: Backend>(
             });
         }
     }
+    let mut out = vec![Vec::new(); rows.len()];
+    progress.start("entropies", rows.len());
+    let result = fill_in_batches(&mut out, model, rows, resets, batch_rows, device, progress);
+    progress.finish();
+    result.map(|()| out)
+}
+
+/// The forward passes of [`compute_entropies_with`]: the longest rows first, `batch_rows` at a
+/// time, each row's entropies stored at its index in `out`.
+fn fill_in_batches<B: Backend>(
+    out: &mut [Vec<f32>],
+    model: &EntropyModel<B>,
+    rows: &[Row],
+    resets: EntropyResets,
+    batch_rows: usize,
+    device: &B::Device,
+    progress: &dyn Progress,
+) -> Result<()> {
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(rows[i].ids.len()));
-    let mut out = vec![Vec::new(); rows.len()];
-    let started = Instant::now();
-    let mut last_report = started;
     let mut done = 0;
     for chunk in order.chunks(batch_rows.max(1)) {
-        if stop() {
+        if progress.should_stop() {
             return Err(DataError::Interrupted {
                 done,
                 total: rows.len(),
@@ -76,16 +98,7 @@ pub fn compute_entropies_until<B: Backend>(
             out[i] = h;
         }
         done += chunk.len();
-        if last_report.elapsed().as_secs() >= 10 {
-            last_report = Instant::now();
-            tracing::info!(done, total = rows.len(), "computing entropies");
-        }
+        progress.update(done);
     }
-    tracing::info!(
-        rows = rows.len(),
-        seconds = started.elapsed().as_secs_f64(),
-        ?resets,
-        "computed entropies"
-    );
-    Ok(out)
+    Ok(())
 }

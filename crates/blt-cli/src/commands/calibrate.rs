@@ -1,10 +1,13 @@
 //! `blt-cli calibrate`: the entropy threshold giving a target mean patch length (by bisection
 //! over the corpus's entropies), optionally written into the model's config.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use anyhow::{Context, Result, bail};
-use blt_data::compute_entropies;
+use blt_data::{Progress, compute_entropies_with};
 use blt_model::load_entropy_model;
 use blt_patching::{CalibrationOptions, calibrate_threshold};
 use burn::tensor::backend::Backend;
@@ -17,6 +20,7 @@ use crate::{
 
 struct CalibrateTask {
     args: CalibrateArgs,
+    progress: Arc<dyn Progress + Send>,
 }
 
 impl BackendTask for CalibrateTask {
@@ -28,7 +32,8 @@ impl BackendTask for CalibrateTask {
                 format!("loading the entropy model of {}", self.args.model.display())
             })?;
         let rows = load_rows(&self.args.data, &config, self.args.max_rows)?;
-        let h = compute_entropies(&entropy, &rows, config.entropy_resets(), 8, &device)?;
+        let resets = config.entropy_resets();
+        let h = compute_entropies_with(&entropy, &rows, resets, 8, &device, &*self.progress)?;
         let slices: Vec<&[f32]> = h.iter().map(Vec::as_slice).collect();
         let options = CalibrationOptions {
             monotonic: config.monotonic_entropy,
@@ -68,7 +73,13 @@ pub fn run(global: &GlobalArgs, args: CalibrateArgs) -> Result<()> {
     }
     let model: PathBuf = args.model.clone();
     let write = args.write;
-    let (threshold, mean) = dispatch(&global.backend, CalibrateTask { args })?;
+    let (threshold, mean) = dispatch(
+        &global.backend,
+        CalibrateTask {
+            args,
+            progress: crate::progress::reporter(global.quiet > 0),
+        },
+    )?;
     println!("entropy_threshold = {threshold} (mean patch length {mean:.3})");
     if write {
         for file in [blt_model::MANIFEST_FILE, blt_train::RUN_CONFIG_FILE] {

@@ -4,7 +4,8 @@ use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context, Result};
 use blt_data::{
-    BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, Row, compute_entropies,
+    BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, Progress, Row,
+    compute_entropies_with,
 };
 use blt_model::{Blt, BltConfig, EntropyModel, load_model, target_log_probs};
 use burn::tensor::backend::Backend;
@@ -62,7 +63,8 @@ pub fn load_rows(source: &str, config: &BltConfig, max_rows: usize) -> Result<Ve
     Ok(rows)
 }
 
-/// Evaluates `model` on `rows` (the function the tests compare against the model API).
+/// Evaluates `model` on `rows`, reporting the rows done to `progress` (the entropy pass first,
+/// for entropy patching, then the evaluation).
 pub fn evaluate<B: Backend>(
     model: &Blt<B>,
     entropy_model: Option<&EntropyModel<B>>,
@@ -70,10 +72,12 @@ pub fn evaluate<B: Backend>(
     rows: &[Row],
     batch_size: usize,
     device: &B::Device,
+    progress: &dyn Progress,
 ) -> Result<EvalReport> {
     let cache = match entropy_model {
         Some(e) => {
-            let h = compute_entropies(e, rows, config.entropy_resets(), batch_size.max(1), device)?;
+            let resets = config.entropy_resets();
+            let h = compute_entropies_with(e, rows, resets, batch_size.max(1), device, progress)?;
             Some(Arc::new(EntropyCache::new(
                 rows,
                 "eval",
@@ -88,6 +92,8 @@ pub fn evaluate<B: Backend>(
     let (mut loss, mut correct, mut conf, mut bytes) = (0.0f64, 0.0f64, 0.0f64, 0usize);
     let (mut min_conf, mut max_conf) = (f64::INFINITY, f64::NEG_INFINITY);
     let (mut positions, mut patches) = (0usize, 0usize);
+    progress.start("eval", rows.len());
+    let mut done = 0;
     for chunk in rows.chunks(batch_size.max(1)) {
         let batch = batcher.try_batch::<B>(chunk, device)?;
         positions += batch.input.lengths.iter().sum::<usize>();
@@ -114,7 +120,10 @@ pub fn evaluate<B: Backend>(
                 bytes += 1;
             }
         }
+        done += chunk.len();
+        progress.update(done);
     }
+    progress.finish();
     let n = bytes.max(1) as f64;
     Ok(EvalReport {
         bits_per_byte: loss / n / std::f64::consts::LN_2,
@@ -131,6 +140,7 @@ pub fn evaluate<B: Backend>(
 
 struct EvalTask {
     args: EvalArgs,
+    progress: Arc<dyn Progress + Send>,
 }
 
 impl BackendTask for EvalTask {
@@ -148,6 +158,7 @@ impl BackendTask for EvalTask {
             &rows,
             self.args.batch_size,
             &device,
+            self.progress.as_ref(),
         )
     }
 }
@@ -155,7 +166,8 @@ impl BackendTask for EvalTask {
 /// Runs the command.
 pub fn run(global: &GlobalArgs, args: EvalArgs) -> Result<()> {
     let json = args.json;
-    let report = dispatch(&global.backend, EvalTask { args })?;
+    let progress = crate::progress::reporter(json || global.quiet > 0);
+    let report = dispatch(&global.backend, EvalTask { args, progress })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());

@@ -86,6 +86,7 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
         interrupter,
         backend: String::new(),
         stop_after: None,
+        progress: crate::progress::reporter(global.quiet > 0),
     };
     let summary = dispatch(
         &global.backend,
@@ -95,6 +96,9 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
             options,
         },
     )?;
+    for (stage, table) in blt_train::stage_summaries(&run_dir) {
+        println!("stage {stage}:\n{table}");
+    }
     let blt = summary.blt_stage.epochs.last();
     eprintln!(
         "trained in {:.0}s on {}: {} steps, valid bits/byte {}, mean patch length {:.2}; model in {}",

@@ -123,7 +123,9 @@ fn assert_ok(out: Output) -> Output {
 fn run_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("blt-cli-test-{}", std::process::id()));
+        // Under the target directory's scratch folder, one per test binary, replaced by the next
+        // run (a static is never dropped, so a temporary directory would outlive the tests).
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("blt-cli-tests");
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         let config = root.join("test.toml");

@@ -4,8 +4,8 @@
 use std::cell::Cell;
 
 use blt_data::{
-    ByteDataset, DataError, DatasetConfig, EntropyCache, Row, compute_entropies,
-    compute_entropies_until,
+    ByteDataset, DataError, DatasetConfig, EntropyCache, Progress, Row, compute_entropies,
+    compute_entropies_with,
 };
 use blt_model::{BltConfig, EntropyModel, EntropyModelConfig, EntropyResets};
 
@@ -326,33 +326,83 @@ fn rows_beyond_the_model_positions_are_rejected() {
     );
 }
 
+/// Records what a pass reports, and asks it to stop at a given check.
+struct Recorder {
+    stop_at_check: usize,
+    checks: std::sync::atomic::AtomicUsize,
+    events: std::sync::Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    fn new(stop_at_check: usize) -> Self {
+        Self {
+            stop_at_check,
+            checks: Default::default(),
+            events: Default::default(),
+        }
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+impl Progress for Recorder {
+    fn start(&self, task: &str, total: usize) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("start {task} {total}"));
+    }
+    fn update(&self, done: usize) {
+        self.events.lock().unwrap().push(format!("{done}"));
+    }
+    fn finish(&self) {
+        self.events.lock().unwrap().push("finish".into());
+    }
+    fn should_stop(&self) -> bool {
+        let n = self
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        n >= self.stop_at_check
+    }
+}
+
 #[test]
-fn a_stop_check_ends_the_computation_between_batches_and_nothing_is_cached() {
+fn progress_sees_every_batch_and_a_stop_ends_the_pass_with_nothing_cached() {
     let model = model();
     let rows = rows();
     let device = Default::default();
+    let n = rows.len();
+    assert!(n > 4, "the test needs more than two batches of two rows");
+    // A full pass reports every batch of two rows, then finishes.
+    let full = Recorder::new(usize::MAX);
+    compute_entropies_with(&model, &rows, newlines(false), 2, &device, &full).unwrap();
+    let mut expected = vec![format!("start entropies {n}")];
+    expected.extend((1..=n.div_ceil(2)).map(|b| (2 * b).min(n).to_string()));
+    expected.push("finish".into());
+    assert_eq!(full.events(), expected);
+
     // Stop at the third check: two batches of two rows are done.
-    let checks = Cell::new(0);
-    let stop = || {
-        checks.set(checks.get() + 1);
-        checks.get() > 2
-    };
+    let stopping = Recorder::new(3);
     let err =
-        compute_entropies_until(&model, &rows, newlines(false), 2, &device, stop).unwrap_err();
+        compute_entropies_with(&model, &rows, newlines(false), 2, &device, &stopping).unwrap_err();
     assert!(
-        matches!(err, DataError::Interrupted { done: 4, total } if total == rows.len()),
+        matches!(err, DataError::Interrupted { done: 4, total } if total == n),
         "{err:?}"
     );
     assert!(
         err.to_string()
             .starts_with("stopped while computing entropies (4 of")
     );
+    assert_eq!(stopping.events().last().map(String::as_str), Some("finish"));
 
     // Through the cache: the stop propagates and no file is left behind.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.bin");
     let result = EntropyCache::load_or_compute(&path, "model", &rows, newlines(false), |rows| {
-        compute_entropies_until(&model, rows, newlines(false), 2, &device, || true)
+        compute_entropies_with(&model, rows, newlines(false), 2, &device, &Recorder::new(1))
     });
     assert!(matches!(
         result,

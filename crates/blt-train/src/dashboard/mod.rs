@@ -175,7 +175,13 @@ impl Ui {
                     lock(&self.state).stopping(reason);
                     return true;
                 }
-                false
+                let offset = match key.code {
+                    KeyCode::Right | KeyCode::Tab | KeyCode::Char('l') => 1,
+                    KeyCode::Left | KeyCode::BackTab | KeyCode::Char('h') => -1,
+                    _ => return false,
+                };
+                lock(&self.state).select_plot(offset);
+                true
             }
             Event::Resize(..) => true,
             _ => false,

@@ -1,6 +1,7 @@
 //! What the dashboard shows, updated by the training thread and read (as a [`View`]) by the
-//! drawing thread: per-split metric values (latest batch and epoch mean), the loss history,
-//! and the progress of the stage (step, epoch, rate, ETA).
+//! drawing thread: per-split metric values (latest batch and epoch mean), the history of every
+//! numeric metric (one plotted at a time, chosen with the arrow keys), and the progress of the
+//! stage (step, epoch, rate, ETA).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -150,27 +151,33 @@ pub struct DashboardState {
     micro_batches: usize,
     /// When and at which micro-batch this session's first batch was seen.
     first: Option<(Instant, usize)>,
-    train_loss: History,
-    valid_loss: History,
-    /// The loss of the latest training batch, until its progress arrives.
-    pending_loss: Option<f64>,
+    /// Every numeric metric's history: training batches by step, validation epoch means.
+    plots: HashMap<MetricId, Plot>,
+    /// The values of the latest training batch, until its progress (its step) arrives.
+    pending: Vec<(MetricId, f64)>,
+    /// The plotted metric, as an index into [`View::plots`].
+    selected: usize,
     stop_reason: Option<String>,
 }
 
-/// Name of the metric plotted.
-const LOSS: &str = "Loss";
+/// The plotted history of one numeric metric.
+#[derive(Debug)]
+struct Plot {
+    train: History,
+    valid: History,
+}
 
-/// Rows of the metric table, in this order when present.
-const ORDER: [&str; 8] = [
-    LOSS,
-    "Bits per byte",
-    "Accuracy",
-    "Perplexity",
-    "Confidence",
-    "Patch length",
-    "Learning Rate",
-    "Bytes per second",
-];
+impl Default for Plot {
+    fn default() -> Self {
+        Self {
+            train: History::new(2048),
+            valid: History::new(512),
+        }
+    }
+}
+
+/// Rows of the metric table and tabs of the plot, in this order when present.
+const ORDER: [&str; 8] = crate::metrics::STAGE_METRICS;
 
 impl DashboardState {
     /// The state of a dashboard for `stage`.
@@ -184,9 +191,9 @@ impl DashboardState {
             epoch: (0, 0, 0, 0),
             micro_batches: 0,
             first: None,
-            train_loss: History::new(2048),
-            valid_loss: History::new(512),
-            pending_loss: None,
+            plots: HashMap::new(),
+            pending: Vec::new(),
+            selected: 0,
             stop_reason: None,
         }
     }
@@ -202,20 +209,41 @@ impl DashboardState {
         }
     }
 
-    fn is_loss(&self, id: &MetricId) -> bool {
-        self.definitions
-            .iter()
-            .any(|d| &d.metric_id == id && d.name == LOSS)
-    }
-
     /// A training metric value.
     pub fn update_train(&mut self, state: MetricState) {
-        if let MetricState::Numeric(entry, numeric) = &state
-            && self.is_loss(&entry.metric_id)
-        {
-            self.pending_loss = Some(numeric.current());
+        if let MetricState::Numeric(entry, numeric) = &state {
+            self.pending
+                .push((entry.metric_id.clone(), numeric.current()));
         }
         self.train.update(state);
+    }
+
+    /// Plots the next (`+1`) or previous (`-1`) metric, wrapping around.
+    pub fn select_plot(&mut self, offset: isize) {
+        let n = self.plotted().len().max(1) as isize;
+        self.selected = (self.selected as isize + offset).rem_euclid(n) as usize;
+    }
+
+    /// Definitions in display order: known metrics in a fixed order, then the others as
+    /// registered.
+    fn ordered(&self) -> Vec<&MetricDefinition> {
+        let rank = |d: &&MetricDefinition| {
+            ORDER
+                .iter()
+                .position(|name| *name == d.name)
+                .unwrap_or(ORDER.len())
+        };
+        let mut definitions: Vec<&MetricDefinition> = self.definitions.iter().collect();
+        definitions.sort_by_key(rank);
+        definitions
+    }
+
+    /// The metrics with a history, in display order.
+    fn plotted(&self) -> Vec<&MetricDefinition> {
+        self.ordered()
+            .into_iter()
+            .filter(|d| self.plots.contains_key(&d.metric_id))
+            .collect()
     }
 
     /// A validation metric value.
@@ -238,9 +266,9 @@ impl DashboardState {
         if self.first.is_none() {
             self.first = Some((now, self.micro_batches.saturating_sub(1)));
         }
-        if let Some(loss) = self.pending_loss.take() {
-            let step = self.micro_batches as f64 / self.stage.accumulation as f64;
-            self.train_loss.push(step, loss);
+        let step = self.micro_batches as f64 / self.stage.accumulation as f64;
+        for (id, value) in std::mem::take(&mut self.pending) {
+            self.plots.entry(id).or_default().train.push(step, value);
         }
         if self.phase != Phase::Stopping {
             self.phase = Phase::Training;
@@ -264,15 +292,15 @@ impl DashboardState {
             .as_ref()
             .is_none_or(|p| p.items_processed >= p.items_total);
         if complete {
-            let loss = self
-                .definitions
-                .iter()
-                .find(|d| d.name == LOSS)
-                .and_then(|d| self.valid.values.get(&d.metric_id))
-                .and_then(|v| v.window.mean());
-            if let Some(loss) = loss {
-                let step = self.micro_batches as f64 / self.stage.accumulation as f64;
-                self.valid_loss.push(step, loss);
+            let step = self.micro_batches as f64 / self.stage.accumulation as f64;
+            for (id, value) in &self.valid.values {
+                if let Some(mean) = value.window.mean() {
+                    self.plots
+                        .entry(id.clone())
+                        .or_default()
+                        .valid
+                        .push(step, mean);
+                }
             }
             self.valid.epoch_complete = true;
         }
@@ -319,16 +347,8 @@ impl DashboardState {
 
     /// A snapshot for drawing.
     pub fn view(&self, now: Instant) -> View {
-        // Known metrics in a fixed order, then the others as registered.
-        let rank = |d: &&MetricDefinition| {
-            ORDER
-                .iter()
-                .position(|name| *name == d.name)
-                .unwrap_or(ORDER.len())
-        };
-        let mut definitions: Vec<&MetricDefinition> = self.definitions.iter().collect();
-        definitions.sort_by_key(rank);
-        let rows = definitions
+        let rows = self
+            .ordered()
             .into_iter()
             .filter_map(|d| {
                 let train = self.train.values.get(&d.metric_id);
@@ -336,10 +356,7 @@ impl DashboardState {
                 if train.is_none() && valid.is_none() {
                     return None;
                 }
-                let unit = match &d.attributes {
-                    MetricAttributes::Numeric(a) => a.unit.clone(),
-                    _ => None,
-                };
+                let unit = unit(d);
                 let show = |v: Option<f64>| v.map(|v| with_unit(&format_value(v), unit.as_deref()));
                 let text = |v: &Value, number: Option<f64>| v.text.clone().or_else(|| show(number));
                 Some(MetricRow {
@@ -350,6 +367,17 @@ impl DashboardState {
                 })
             })
             .collect();
+        let plotted = self.plotted();
+        let selected = self.selected.min(plotted.len().saturating_sub(1));
+        let plot = plotted.get(selected).map(|d| {
+            let plot = &self.plots[&d.metric_id];
+            PlotView {
+                name: d.name.clone(),
+                unit: unit(d),
+                train: plot.train.points().to_vec(),
+                valid: plot.valid.points().to_vec(),
+            }
+        });
         let (epoch, epochs, iteration, per_epoch) = self.epoch;
         let rate = self.rate(now);
         View {
@@ -364,10 +392,19 @@ impl DashboardState {
             steps_per_second: rate.map(|r| r.0),
             eta: rate.map(|r| r.1),
             rows,
-            train_loss: self.train_loss.points().to_vec(),
-            valid_loss: self.valid_loss.points().to_vec(),
+            plots: plotted.iter().map(|d| d.name.clone()).collect(),
+            selected,
+            plot,
             stop_reason: self.stop_reason.clone(),
         }
+    }
+}
+
+/// A numeric metric's unit.
+fn unit(d: &MetricDefinition) -> Option<String> {
+    match &d.attributes {
+        MetricAttributes::Numeric(a) => a.unit.clone(),
+        _ => None,
     }
 }
 
@@ -417,10 +454,25 @@ pub struct View {
     pub eta: Option<Duration>,
     /// Metric table.
     pub rows: Vec<MetricRow>,
-    /// Training loss by optimizer step.
-    pub train_loss: Vec<(f64, f64)>,
-    /// Validation loss by optimizer step.
-    pub valid_loss: Vec<(f64, f64)>,
+    /// The metrics with a history (the plot's tabs), in display order.
+    pub plots: Vec<String>,
+    /// Which of them is plotted.
+    pub selected: usize,
+    /// The plotted metric's history (none before the first batch).
+    pub plot: Option<PlotView>,
     /// Why the stage is stopping, once the user asked.
     pub stop_reason: Option<String>,
+}
+
+/// The history of the plotted metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlotView {
+    /// Its name.
+    pub name: String,
+    /// Its unit.
+    pub unit: Option<String>,
+    /// Training batches: (step, value).
+    pub train: Vec<(f64, f64)>,
+    /// Validation epoch means: (step, value).
+    pub valid: Vec<(f64, f64)>,
 }

@@ -98,8 +98,41 @@ fn metrics_show_batch_epoch_and_validation_values() {
         (accuracy.batch.as_deref(), accuracy.valid.as_deref()),
         (None, Some("40.00%"))
     );
-    assert_eq!(view.train_loss.len(), 4);
-    assert_eq!(view.valid_loss, [(1.0, 1.5)]);
+    // Every numeric metric has a history; the loss is plotted first.
+    assert_eq!(view.plots, ["Loss", "Bits per byte", "Accuracy"]);
+    let plot = view.plot.as_ref().unwrap();
+    assert_eq!(plot.name, "Loss");
+    // Four micro-batches, two per optimizer step: steps 0.5, 1, 1.5, 2.
+    assert_eq!(plot.train, [(0.5, 4.0), (1.0, 2.0), (1.5, 1.0), (2.0, 2.0)]);
+    assert_eq!(plot.valid, [(1.0, 1.5)]);
+}
+
+#[test]
+fn the_arrow_keys_choose_the_plotted_metric() {
+    let start = Instant::now();
+    let mut s = state(start);
+    s.select_plot(1);
+    let view = s.view(start);
+    let plot = view.plot.unwrap();
+    assert_eq!((view.selected, plot.name.as_str()), (1, "Bits per byte"));
+    assert_eq!(plot.unit.as_deref(), Some("bpb"));
+    assert_eq!(plot.train.len(), 4);
+    assert!(plot.valid.is_empty());
+    s.select_plot(1);
+    let accuracy = s.view(start).plot.unwrap();
+    assert_eq!(accuracy.name, "Accuracy");
+    // Validated only: a point at the epoch's end, none from training.
+    assert_eq!(
+        (accuracy.train.len(), accuracy.valid),
+        (0, vec![(1.0, 40.0)])
+    );
+    // Wraps around both ways.
+    s.select_plot(1);
+    assert_eq!(s.view(start).plot.unwrap().name, "Loss");
+    s.select_plot(-1);
+    assert_eq!(s.view(start).plot.unwrap().name, "Accuracy");
+    let text = screen(&s.view(start), 140, 30);
+    assert!(text.contains("accuracy (%) by step"), "{text}");
 }
 
 #[test]
@@ -153,8 +186,10 @@ fn the_screen_shows_stage_progress_metrics_plot_and_keys() {
             "Loss",
             "Bits per byte",
             "40.00%",
-            "loss (nats/byte)",
+            "loss by step",
+            "Bits per byte",
             "q stop training",
+            "plotted metric",
         ] {
             assert!(
                 text.contains(needle),

@@ -1,6 +1,7 @@
 //! Draws a [`View`]: a header with the stage and its progress (step, epoch, rate, ETA, a
-//! gauge), the metric table (latest batch, training epoch mean, validation), the loss plot
-//! (training by step, validation at each epoch end), and a footer with the keys.
+//! gauge), the metric table (latest batch, training epoch mean, validation), a plot of one
+//! metric chosen from tabs (training by step, validation at each epoch end), and a footer with
+//! the keys.
 
 use std::time::Duration;
 
@@ -10,10 +11,11 @@ use ratatui::{
     style::{Color, Modifier, Style, Stylize},
     symbols::Marker,
     text::{Line, Span},
-    widgets::{Axis, Block, Chart, Dataset, Gauge, GraphType, Paragraph, Row, Table},
+    widgets::{Axis, Block, Chart, Dataset, Gauge, GraphType, Paragraph, Row, Table, Tabs},
 };
 
 use super::state::{Phase, View};
+use crate::metrics::format_value;
 
 /// `1h02m`, `3m07s` or `12s`.
 pub fn duration(d: Duration) -> String {
@@ -145,23 +147,47 @@ fn bounds(points: impl Iterator<Item = (f64, f64)>) -> Option<([f64; 2], [f64; 2
 }
 
 fn plot(frame: &mut Frame<'_>, area: Rect, view: &View) {
-    let block = Block::bordered().title(" loss (nats/byte) by step · train · valid ");
-    let all = view.train_loss.iter().chain(&view.valid_loss).copied();
-    let Some((x, y)) = bounds(all) else {
+    let Some(plot) = &view.plot else {
         frame.render_widget(
-            Paragraph::new("waiting for the first batch…").block(block),
+            Paragraph::new("waiting for the first batch…").block(Block::bordered()),
             area,
         );
         return;
     };
-    let label = |v: f64| Span::raw(format!("{v:.2}"));
+    let [tabs, chart_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
+    frame.render_widget(
+        Tabs::new(view.plots.iter().map(String::as_str))
+            .select(view.selected)
+            .style(Style::default().fg(Color::Gray))
+            .highlight_style(
+                Style::default()
+                    .fg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            ),
+        tabs,
+    );
+    let unit = plot
+        .unit
+        .as_deref()
+        .map_or(String::new(), |u| format!(" ({u})"));
+    let block = Block::bordered().title(format!(
+        " {}{unit} by step · train · valid ",
+        plot.name.to_lowercase()
+    ));
+    let all = plot.train.iter().chain(&plot.valid).copied();
+    let Some((x, y)) = bounds(all) else {
+        frame.render_widget(Paragraph::new("no finite value yet").block(block), area);
+        return;
+    };
+    let label = |v: f64| Span::raw(format_value(v));
     let datasets = vec![
         Dataset::default()
             .name("train")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
             .style(Style::default().fg(Color::Yellow))
-            .data(&view.train_loss),
+            .data(&plot.train),
         Dataset::default()
             .name("valid")
             .marker(Marker::Dot)
@@ -171,7 +197,7 @@ fn plot(frame: &mut Frame<'_>, area: Rect, view: &View) {
                     .fg(Color::Cyan)
                     .add_modifier(Modifier::BOLD),
             )
-            .data(&view.valid_loss),
+            .data(&plot.valid),
     ];
     let chart = Chart::new(datasets)
         .block(block)
@@ -190,7 +216,7 @@ fn plot(frame: &mut Frame<'_>, area: Rect, view: &View) {
                 .labels(vec![label(y[0]), label((y[0] + y[1]) / 2.0), label(y[1])])
                 .style(Style::default().fg(Color::Gray)),
         );
-    frame.render_widget(chart, area);
+    frame.render_widget(chart, chart_area);
 }
 
 fn footer(frame: &mut Frame<'_>, area: Rect, view: &View) {
@@ -202,7 +228,9 @@ fn footer(frame: &mut Frame<'_>, area: Rect, view: &View) {
         (None, Phase::Done) => Line::from(" stage finished"),
         (None, _) => Line::from(vec![
             " q".bold(),
-            Span::raw(" stop training (keeps the last checkpoint; continue with --resume)"),
+            Span::raw(" stop training (keeps the last checkpoint) · "),
+            "←/→".bold(),
+            Span::raw(" plotted metric"),
         ]),
     };
     frame.render_widget(

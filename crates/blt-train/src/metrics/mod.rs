@@ -26,6 +26,19 @@ mod tests;
 mod throughput;
 mod window;
 
+/// The names of the metrics a stage of [`train`](crate::train) records, in the order the
+/// dashboard and the end-of-run summary show them (Burn's `"Learning Rate"` included).
+pub const STAGE_METRICS: [&str; 8] = [
+    "Loss",
+    "Bits per byte",
+    "Accuracy",
+    "Perplexity",
+    "Confidence",
+    "Patch length",
+    "Learning Rate",
+    "Bytes per second",
+];
+
 pub use perplexity::PerplexityMetric;
 pub use throughput::BytesPerSecondMetric;
 pub use window::MetricWindow;

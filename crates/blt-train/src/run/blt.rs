@@ -46,7 +46,7 @@ pub(super) fn train_blt<B: AutodiffBackend>(
     let settings = stage_settings(
         Stage::Blt,
         stages,
-        run_dir.join("blt-training"),
+        run_dir.join(super::dir::BLT_STAGE_DIR),
         t,
         t.max_steps,
         options,

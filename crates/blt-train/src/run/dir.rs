@@ -29,6 +29,10 @@ pub const RUN_CONFIG_FILE: &str = "config.toml";
 pub const SUMMARY_FILE: &str = "summary.json";
 /// File name of the entropy cache.
 pub const ENTROPY_CACHE_FILE: &str = "entropy_cache.bin";
+/// Directory of the entropy stage's checkpoints and metric logs.
+pub(super) const ENTROPY_STAGE_DIR: &str = "entropy-training";
+/// Directory of the BLT stage's checkpoints and metric logs.
+pub(super) const BLT_STAGE_DIR: &str = "blt-training";
 
 pub(super) fn io_error(
     action: &'static str,
@@ -95,7 +99,7 @@ pub(super) fn write_run_config(run_dir: &Path, config: &RunConfig) -> Result<()>
 /// train nothing and then rewrite the summary of the finished run.
 fn check_steps_left(run_dir: &Path, config: &RunConfig) -> Result<()> {
     let t = &config.training;
-    let Some(epoch) = last_checkpoint(&run_dir.join("blt-training")) else {
+    let Some(epoch) = last_checkpoint(&run_dir.join(BLT_STAGE_DIR)) else {
         return Ok(());
     };
     let done = epoch * t.steps_per_epoch;

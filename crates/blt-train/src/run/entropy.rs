@@ -4,13 +4,16 @@
 
 use std::{path::Path, sync::Arc, time::Instant};
 
-use blt_data::{ByteDataset, EntropyCache, Row, SplitDataset, compute_entropies_until};
+use blt_data::{ByteDataset, EntropyCache, Progress, Row, SplitDataset, compute_entropies_with};
 use blt_model::{
     BltConfig, EntropyModel, EntropyModelConfig, PatchingKind, entropy_model_identity,
     load_entropy_model, save_entropy_model, seeded,
 };
 use blt_patching::{CalibrationOptions, calibrate_threshold};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::{
+    tensor::backend::{AutodiffBackend, Backend},
+    train::Interrupter,
+};
 
 use super::{Stage, TrainOptions, dir::ENTROPY_CACHE_FILE, stage_settings};
 use crate::{
@@ -82,7 +85,7 @@ fn train_entropy_model<B: AutodiffBackend>(
     let settings = stage_settings(
         Stage::Entropy,
         2,
-        run_dir.join("entropy-training"),
+        run_dir.join(super::dir::ENTROPY_STAGE_DIR),
         t,
         t.entropy_steps,
         options,
@@ -117,6 +120,27 @@ fn train_entropy_model<B: AutodiffBackend>(
     Ok((trainer.model, outcome))
 }
 
+/// A [`Progress`] that the run's interrupter (Ctrl-C, `q`) also stops.
+struct Interruptible<'a> {
+    inner: &'a (dyn Progress + Send),
+    interrupter: &'a Interrupter,
+}
+
+impl Progress for Interruptible<'_> {
+    fn start(&self, task: &str, total: usize) {
+        self.inner.start(task, total);
+    }
+    fn update(&self, done: usize) {
+        self.inner.update(done);
+    }
+    fn finish(&self) {
+        self.inner.finish();
+    }
+    fn should_stop(&self) -> bool {
+        self.interrupter.should_stop() || self.inner.should_stop()
+    }
+}
+
 /// The entropy cache: every row of both splits, each computed on its own, read from
 /// `run_dir/entropy_cache.bin` when it matches the corpus and the entropy model. `None` when
 /// the user stopped the run during the computation; nothing is written then, and the entropy
@@ -138,9 +162,11 @@ pub(super) fn entropy_cache<B: Backend>(
         rows,
         m.entropy_resets(),
         |rows| {
-            compute_entropies_until(model, rows, m.entropy_resets(), 16, device, || {
-                options.interrupter.should_stop()
-            })
+            let progress = Interruptible {
+                inner: options.progress.as_ref(),
+                interrupter: &options.interrupter,
+            };
+            compute_entropies_with(model, rows, m.entropy_resets(), 16, device, &progress)
         },
     );
     let cache = match computed {

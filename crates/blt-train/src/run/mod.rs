@@ -10,15 +10,16 @@ mod summary;
 
 use std::{
     path::{Path, PathBuf},
+    sync::Arc,
     time::Instant,
 };
 
-use blt_data::{ByteDataset, DataSource, DatasetConfig};
+use blt_data::{ByteDataset, DataSource, DatasetConfig, LogProgress, Progress};
 use blt_model::{FlopsPerByte, ParameterCounts, PatchingKind, save_model};
 use burn::{data::dataset::Dataset, tensor::backend::AutodiffBackend, train::Interrupter};
 
 pub use dir::{ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, SUMMARY_FILE};
-pub use summary::RunSummary;
+pub use summary::{RunSummary, stage_summaries};
 
 use crate::{
     batches::loaders_groups,
@@ -65,6 +66,22 @@ pub struct TrainOptions {
     pub backend: String,
     /// Stop early, as an interruption would (none: train to the end).
     pub stop_after: Option<StopAfter>,
+    /// Where the long passes between the stages (the entropy cache) report their progress:
+    /// a progress bar in a binary; by default `tracing` lines every 10 seconds. The
+    /// [`interrupter`](Self::interrupter) stops them too.
+    pub progress: Arc<dyn Progress + Send>,
+}
+
+impl std::fmt::Debug for TrainOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainOptions")
+            .field("resume", &self.resume)
+            .field("entropy_model", &self.entropy_model)
+            .field("dashboard", &self.dashboard)
+            .field("backend", &self.backend)
+            .field("stop_after", &self.stop_after)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for TrainOptions {
@@ -76,6 +93,7 @@ impl Default for TrainOptions {
             interrupter: Interrupter::new(),
             backend: String::from("unknown"),
             stop_after: None,
+            progress: Arc::new(LogProgress::default()),
         }
     }
 }

@@ -6,14 +6,32 @@ use std::{
 };
 
 use blt_model::{Blt, BltConfig, ParameterCounts};
-use burn::tensor::backend::Backend;
+use burn::{tensor::backend::Backend, train::LearnerSummary};
 use serde::Serialize;
 
 use super::{
     TrainOptions,
-    dir::{SUMMARY_FILE, io_error},
+    dir::{BLT_STAGE_DIR, ENTROPY_STAGE_DIR, SUMMARY_FILE, io_error},
 };
-use crate::{error::Result, stage::StageOutcome};
+use crate::{error::Result, metrics::STAGE_METRICS, stage::StageOutcome};
+
+/// Burn's learner summary of each stage trained in `run_dir` (the entropy model, then the
+/// BLT), read from the stages' metric logs: every epoch of every session, with each metric's
+/// minimum and maximum and their epochs. A binary prints them when the run ends, whatever
+/// the dashboard. Stages without logs (an entropy model reused from elsewhere) are left out,
+/// and so are metrics without a finite value (the entropy model has no patches).
+pub fn stage_summaries(run_dir: &Path) -> Vec<(&'static str, LearnerSummary)> {
+    [("entropy", ENTROPY_STAGE_DIR), ("blt", BLT_STAGE_DIR)]
+        .into_iter()
+        .filter_map(|(stage, dir)| {
+            let mut summary = LearnerSummary::new(run_dir.join(dir), &STAGE_METRICS).ok()?;
+            for split in [&mut summary.metrics.train, &mut summary.metrics.valid] {
+                split.retain(|m| m.entries.iter().any(|e| e.value.is_finite()));
+            }
+            Some((stage, summary))
+        })
+        .collect()
+}
 
 /// The final report of a run (also written to `summary.json`).
 #[derive(Debug, Clone, Serialize)]
