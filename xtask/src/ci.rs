@@ -34,9 +34,21 @@ pub fn run_ci(args: &CiArgs) -> anyhow::Result<Vec<(String, Duration)>> {
         &features,
     ];
     clippy.extend(["--", "-D", "warnings"]);
+    // The API docs with every rustdoc warning an error (broken links, bad HTML), with clippy's
+    // features so that the dependencies' metadata from the clippy pass is reused.
+    let doc = vec![
+        "doc",
+        "--no-deps",
+        "--workspace",
+        "--features",
+        &features,
+        "--config",
+        r#"build.rustdocflags=["-D", "warnings"]"#,
+    ];
     let mut steps: Vec<(&str, Vec<&str>)> = vec![
         ("fmt", vec!["fmt", "--all", "--check"]),
         ("clippy", clippy),
+        ("doc", doc),
         ("test", TEST_COMMAND.to_vec()),
     ];
     // The README's main job on the tiny preset, then the benchmark in smoke mode, both with the

@@ -57,7 +57,7 @@ pub struct TrainArgs {
     /// Data source (default: builtin:kjv).
     #[arg(long)]
     pub data: Option<String>,
-    /// Run directory (default: runs/<config name>).
+    /// Run directory (default: `runs/<config name>`).
     #[arg(long)]
     pub run_dir: Option<String>,
     /// Continue the run from its last checkpoint.

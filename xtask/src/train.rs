@@ -8,11 +8,9 @@ use crate::{
     flags::TrainArgs,
 };
 
-/// Whether an NVIDIA GPU and its driver are visible.
-fn gpu_present() -> bool {
-    std::path::Path::new("/dev/nvidia0").exists()
-        || std::path::Path::new("/proc/driver/nvidia/version").exists()
-}
+// The probe `blt-cli --backend auto` uses, from its one home.
+#[path = "../../crates/blt-cli/src/gpu_probe.rs"]
+mod gpu_probe;
 
 /// Chooses the backend feature and says why.
 pub fn choose_backend(requested: Option<&str>) -> Result<(&'static str, String)> {
@@ -22,7 +20,9 @@ pub fn choose_backend(requested: Option<&str>) -> Result<(&'static str, String)>
         Some("ndarray") => ("ndarray", "requested with --backend ndarray".into()),
         Some("flex") => bail!("blt trains on ndarray, not flex, on CPU (ndarray is faster)"),
         Some(other) => bail!("unknown backend `{other}`; expected cuda, wgpu or ndarray"),
-        None if gpu_present() => ("cuda", "an NVIDIA GPU and driver are present".into()),
+        None if gpu_probe::nvidia_gpu_present() => {
+            ("cuda", "an NVIDIA GPU and driver are present".into())
+        }
         None => (
             "ndarray",
             "no GPU found; ndarray trains faster than flex on CPU (see README)".into(),

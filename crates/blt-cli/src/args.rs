@@ -154,14 +154,14 @@ pub struct BenchArgs {
 /// `train` options.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Run config (TOML with [model], [training], [data]); not needed with --resume.
+    /// Run config (TOML with `[model]`, `[training]`, `[data]`); not needed with --resume.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Data source, overriding the config: builtin:kjv, a file, a directory, a .jsonl file,
     /// or hub:openwebtext / hub:wikitext-103 (a build with the `hub` feature).
     #[arg(long)]
     pub data: Option<String>,
-    /// Run directory (default: runs/<config name>).
+    /// Run directory (default: `runs/<config name>`).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
     /// Continue the run in --run-dir from its last checkpoint.

@@ -115,12 +115,6 @@ pub fn decoding_preference_of(dir: &std::path::Path) -> [BackendKind; 2] {
     })
 }
 
-/// Whether an NVIDIA GPU and driver are visible.
-fn nvidia_gpu_present() -> bool {
-    std::path::Path::new("/dev/nvidia0").exists()
-        || std::path::Path::new("/proc/driver/nvidia/version").exists()
-}
-
 /// Resolves `--backend` and says why.
 pub fn resolve(
     choice: BackendChoice,
@@ -128,7 +122,7 @@ pub fn resolve(
 ) -> Result<(BackendKind, String)> {
     let kind = match choice {
         BackendChoice::Auto => {
-            if BackendKind::Cuda.compiled() && nvidia_gpu_present() {
+            if BackendKind::Cuda.compiled() && crate::gpu_probe::nvidia_gpu_present() {
                 return Ok((
                     BackendKind::Cuda,
                     "auto: an NVIDIA GPU is present and CUDA is compiled in".into(),

@@ -5,10 +5,10 @@
 use std::{
     io::IsTerminal,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use blt_data::Progress;
+use blt_data::{LineProgress, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often the plain renderer prints a line.
@@ -22,7 +22,9 @@ pub fn reporter(quiet: bool) -> Arc<dyn Progress + Send> {
     } else if std::io::stderr().is_terminal() {
         Arc::new(Bar::default())
     } else {
-        Arc::new(Lines::default())
+        Arc::new(LineProgress::new(LINE_INTERVAL, |line: &str| {
+            eprintln!("{line}")
+        }))
     }
 }
 
@@ -62,65 +64,6 @@ impl Progress for Bar {
                 bar.message(),
                 bar.position()
             );
-        }
-    }
-}
-
-/// A plain line on stderr every [`LINE_INTERVAL`], and one at the end.
-#[derive(Default)]
-struct Lines {
-    state: Mutex<Option<LineState>>,
-}
-
-struct LineState {
-    task: String,
-    total: usize,
-    done: usize,
-    started: Instant,
-    last: Instant,
-}
-
-impl LineState {
-    fn line(&self) -> String {
-        let seconds = self.started.elapsed().as_secs_f64();
-        let rate = self.done as f64 / seconds.max(1e-9);
-        let left = self.total.saturating_sub(self.done) as f64 / rate.max(1e-9);
-        format!(
-            "{}: {}/{} rows ({:.0}%), {rate:.1} rows/s, about {left:.0}s left",
-            self.task,
-            self.done,
-            self.total,
-            100.0 * self.done as f64 / self.total.max(1) as f64
-        )
-    }
-}
-
-impl Progress for Lines {
-    fn start(&self, task: &str, total: usize) {
-        let now = Instant::now();
-        *lock(&self.state) = Some(LineState {
-            task: task.to_owned(),
-            total,
-            done: 0,
-            started: now,
-            last: now,
-        });
-    }
-
-    fn update(&self, done: usize) {
-        if let Some(s) = lock(&self.state).as_mut() {
-            s.done = done;
-            if s.last.elapsed() >= LINE_INTERVAL {
-                s.last = Instant::now();
-                eprintln!("{}", s.line());
-            }
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(s) = lock(&self.state).take() {
-            let seconds = s.started.elapsed().as_secs_f64();
-            eprintln!("{}: {} rows in {seconds:.1}s", s.task, s.done);
         }
     }
 }

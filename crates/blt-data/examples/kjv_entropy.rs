@@ -8,7 +8,9 @@
 
 use std::time::Instant;
 
-use blt_data::{ByteDataset, DataSource, DatasetConfig, EntropyCache, compute_entropies};
+use blt_data::{
+    ByteDataset, DataSource, DatasetConfig, EntropyCache, LogProgress, compute_entropies,
+};
 use blt_model::{BltConfig, EntropyModelConfig};
 use burn::{backend::NdArray, data::dataset::Dataset};
 
@@ -64,7 +66,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let all = dataset.rows();
     let rows = &all[..limit.unwrap_or(all.len()).min(all.len())];
     let cache = EntropyCache::load_or_compute(&path, "tiny-random", rows, resets, |rows| {
-        compute_entropies(&model, rows, resets, batch_rows, &device)
+        compute_entropies(
+            &model,
+            rows,
+            resets,
+            batch_rows,
+            &device,
+            &LogProgress::default(),
+        )
     })?;
     let computed = started.elapsed().as_secs_f64();
     let started = Instant::now();

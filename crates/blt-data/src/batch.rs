@@ -19,7 +19,6 @@ use crate::{
     cache::EntropyCache,
     dataset::Row,
     error::{DataError, Result},
-    plan::RowGroup,
 };
 
 /// One training or evaluation batch.
@@ -196,19 +195,6 @@ impl BltBatcher {
 impl<B: Backend> Batcher<B, Row, BltBatch<B>> for BltBatcher {
     fn batch(&self, items: Vec<Row>, device: &B::Device) -> BltBatch<B> {
         self.try_batch(&items, device)
-            .unwrap_or_else(|e| panic!("{e} (validate rows with BltBatcher::check_rows first)"))
-    }
-}
-
-/// Planned groups of rows (a [`PlannedDataset`](crate::PlannedDataset) under a loader with batch
-/// size 1); several groups in one call are merged into one batch.
-///
-/// # Panics
-/// As for rows: validate with [`BltBatcher::check_rows`] first.
-impl<B: Backend> Batcher<B, RowGroup, BltBatch<B>> for BltBatcher {
-    fn batch(&self, items: Vec<RowGroup>, device: &B::Device) -> BltBatch<B> {
-        let rows: Vec<Row> = items.into_iter().flat_map(|g| g.rows).collect();
-        self.try_batch(&rows, device)
             .unwrap_or_else(|e| panic!("{e} (validate rows with BltBatcher::check_rows first)"))
     }
 }

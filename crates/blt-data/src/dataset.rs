@@ -95,8 +95,8 @@ impl DatasetStats {
     }
 }
 
-/// One model row: BOS, then up to `max_length − 1` ids of one document (see the
-/// [module docs](self)).
+/// One model row: BOS, then up to `max_length − 1` ids of one document; every byte and each
+/// document's EOS is a target of exactly one row (see [`document_windows`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
     /// Index of the kept document the row comes from.

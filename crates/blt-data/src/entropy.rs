@@ -13,7 +13,7 @@ use burn::tensor::backend::Backend;
 use crate::{
     dataset::Row,
     error::{DataError, Result},
-    progress::{LogProgress, Progress},
+    progress::Progress,
 };
 
 /// Entropies (nats) at every input position of every row (`row.input()`, i.e. `ids[..n − 1]`),
@@ -21,30 +21,14 @@ use crate::{
 /// is in the order of `rows` and does not depend on `batch_rows`. Run it on an inner (not
 /// autodiff) backend.
 ///
+/// The rows done are reported to `progress` (task `"entropies"`; `&()` reports nothing,
+/// [`LogProgress`](crate::LogProgress) logs), which is asked before each forward pass whether to stop; the pass
+/// then gives up with [`DataError::Interrupted`]: a whole corpus takes minutes, and Ctrl-C
+/// should not have to wait for it.
+///
 /// # Shapes
 /// - output: one `Vec` per row, `row.ids.len() − 1` values each
 pub fn compute_entropies<B: Backend>(
-    model: &EntropyModel<B>,
-    rows: &[Row],
-    resets: EntropyResets,
-    batch_rows: usize,
-    device: &B::Device,
-) -> Result<Vec<Vec<f32>>> {
-    compute_entropies_with(
-        model,
-        rows,
-        resets,
-        batch_rows,
-        device,
-        &LogProgress::default(),
-    )
-}
-
-/// [`compute_entropies`] reporting the rows done to `progress` (task `"entropies"`), which is
-/// asked before each forward pass whether to stop; the pass then gives up with
-/// [`DataError::Interrupted`]: a whole corpus takes minutes, and Ctrl-C should not have to wait
-/// for it.
-pub fn compute_entropies_with<B: Backend>(
     model: &EntropyModel<B>,
     rows: &[Row],
     resets: EntropyResets,
@@ -71,7 +55,7 @@ pub fn compute_entropies_with<B: Backend>(
     result.map(|()| out)
 }
 
-/// The forward passes of [`compute_entropies_with`]: the longest rows first, `batch_rows` at a
+/// The forward passes of [`compute_entropies`]: the longest rows first, `batch_rows` at a
 /// time, each row's entropies stored at its index in `out`.
 fn fill_in_batches<B: Backend>(
     out: &mut [Vec<f32>],

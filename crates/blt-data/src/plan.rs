@@ -3,22 +3,16 @@
 //! # Design
 //!
 //! Burn's `DataLoader` batches a fixed number of items, but a byte budget (the seed's "dynamic
-//! batch handling") needs batches of varying row counts. So the grouping happens here: a
-//! [`BatchPlan`] lists groups of row positions, a [`PlannedDataset`] serves one [`RowGroup`] per
-//! item, and the loader runs with batch size 1, the [`BltBatcher`] turning each group into one
-//! [`BltBatch`]:
+//! batch handling") needs batches of varying row counts. So the grouping happens here, once: a
+//! [`BatchPlan`] lists groups of row positions, and a loader serves whole groups, each turned
+//! into one [`BltBatch`] by the [`BltBatcher`]. Training does this with blt-train's
+//! `EpochLoader`, which shuffles the groups per epoch and knows each optimizer step's targets;
+//! [`BatchPlan::batches`] is a plain eager iterator over the same groups (tests, evaluation):
 //!
 //! ```text
 //! let plan = BatchPlan::new(&split.train, &BatchPlanConfig { max_batch_bytes: Some(16_384), .. })?;
-//! batcher.check_rows(split.train.rows())?;   // the loader's batcher cannot return errors
-//! let loader = DataLoaderBuilder::new(batcher)
-//!     .batch_size(1)
-//!     .shuffle(seed)                          // reorders whole groups every epoch
-//!     .build(PlannedDataset::new(split.train, plan));
+//! for batch in plan.batches::<B, _>(&split.train, &batcher, &device) { let batch = batch?; … }
 //! ```
-//!
-//! For tests and evaluation, [`BatchPlan::batches`] is a plain eager iterator over the same
-//! groups.
 //!
 //! # Grouping
 //!
@@ -64,13 +58,6 @@ impl Default for BatchPlanConfig {
     }
 }
 
-/// Rows batched together (one item of a [`PlannedDataset`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowGroup {
-    /// The rows, in plan order.
-    pub rows: Vec<Row>,
-}
-
 /// Groups of row positions (indices into a row dataset), built by [`BatchPlan::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchPlan {
@@ -83,7 +70,7 @@ impl BatchPlan {
     /// Rows sorted together when packing by byte budget.
     pub const POOL_ROWS: usize = 2048;
 
-    /// Plans the batches of `dataset` (see the [module docs](self)).
+    /// Plans the batches of `dataset`.
     pub fn new<D: Dataset<Row>>(dataset: &D, config: &BatchPlanConfig) -> Result<Self> {
         if config.batch_size == 0 {
             return Err(DataError::InvalidConfig(
@@ -171,11 +158,12 @@ impl BatchPlan {
     }
 
     /// The rows of group `group`.
-    pub fn group<D: Dataset<Row>>(&self, dataset: &D, group: usize) -> Option<RowGroup> {
-        let rows = self.groups.get(group)?.iter().map(|&i| dataset.get(i));
-        Some(RowGroup {
-            rows: rows.collect::<Option<Vec<_>>>()?,
-        })
+    pub fn group<D: Dataset<Row>>(&self, dataset: &D, group: usize) -> Option<Vec<Row>> {
+        self.groups
+            .get(group)?
+            .iter()
+            .map(|&i| dataset.get(i))
+            .collect()
     }
 
     /// The batches, built eagerly one after another (tests, evaluation).
@@ -192,7 +180,7 @@ impl BatchPlan {
                     dataset.len()
                 ))
             })?;
-            batcher.try_batch(&group.rows, device)
+            batcher.try_batch(&group, device)
         })
     }
 }
@@ -217,34 +205,4 @@ fn pack_by_budget(order: &[usize], lengths: &[usize], budget: usize) -> Vec<Vec<
         }
     }
     groups
-}
-
-/// A row dataset served as planned groups: item `i` is the [`RowGroup`] of batch `i` of the
-/// plan. Use it under a burn `DataLoader` with batch size 1.
-#[derive(Debug, Clone)]
-pub struct PlannedDataset<D> {
-    dataset: D,
-    plan: BatchPlan,
-}
-
-impl<D: Dataset<Row>> PlannedDataset<D> {
-    /// Serves `dataset` in the groups of `plan` (built from the same dataset).
-    pub fn new(dataset: D, plan: BatchPlan) -> Self {
-        Self { dataset, plan }
-    }
-
-    /// The plan.
-    pub fn plan(&self) -> &BatchPlan {
-        &self.plan
-    }
-}
-
-impl<D: Dataset<Row>> Dataset<RowGroup> for PlannedDataset<D> {
-    fn get(&self, index: usize) -> Option<RowGroup> {
-        self.plan.group(&self.dataset, index)
-    }
-
-    fn len(&self) -> usize {
-        self.plan.len()
-    }
 }

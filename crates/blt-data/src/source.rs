@@ -69,7 +69,9 @@ pub enum DataSource {
 }
 
 impl DataSource {
-    /// Parses the syntax described in the [module docs](self).
+    /// Parses a data source string: `builtin:kjv`, `hub:NAME[:max_documents=N]`, a file (`.jsonl`
+    /// with `:field=NAME`), a directory, or a directory with a glob; `.gz` files are
+    /// decompressed. Fails with a message naming what is wrong.
     pub fn parse(text: &str) -> Result<Self> {
         let invalid = |reason: String| DataError::InvalidSource {
             source_text: text.to_string(),

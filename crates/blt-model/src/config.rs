@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use blt_core::AttentionKind;
+pub use blt_patching::PatchingKind;
 use blt_patching::{PatcherConfig, PatchingScheme};
 use serde::{Deserialize, Serialize};
 
@@ -25,27 +26,12 @@ pub enum Pooling {
     Max,
 }
 
-/// Which patching scheme the model is trained and run with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PatchingKind {
-    /// Cut where the entropy model's next-byte entropy exceeds `entropy_threshold`.
-    #[default]
-    Entropy,
-    /// Cut every `patch_stride` bytes after BOS.
-    Fixed,
-    /// Cut after runs of space-like bytes (SpaceByte).
-    Space,
-    /// Every byte is a patch.
-    Byte,
-}
-
 /// Hyper-parameters of a BLT. Every field has a default (the `small` preset) and is checked by
 /// [`BltConfig::validate`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BltConfig {
-    /// Width of the local encoder and decoder [dim_local_encoder, dim_local_decoder]. Default: 128.
+    /// Width of the local encoder and decoder (original: `dim_local_encoder`, `dim_local_decoder`). Default: 128.
     pub hidden_size: usize,
     /// SwiGLU hidden size of the local models. Default: 512.
     pub intermediate_size: usize,
@@ -54,32 +40,32 @@ pub struct BltConfig {
     /// and 2816). Default: unset (the same).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decoder_intermediate_size: Option<usize>,
-    /// Attention heads of the local models [n_heads_local_encoder]. Default: 4.
+    /// Attention heads of the local models (original: `n_heads_local_encoder`). Default: 4.
     pub num_heads: usize,
-    /// Local encoder layers [n_layers_local_encoder]. Default: 1.
+    /// Local encoder layers (original: `n_layers_local_encoder`). Default: 1.
     pub encoder_layers: usize,
-    /// Global transformer layers [n_layers_global]. Default: 4.
+    /// Global transformer layers (original: `n_layers_global`). Default: 4.
     pub global_layers: usize,
-    /// Local decoder layers [n_layers_local_decoder]. Default: 2.
+    /// Local decoder layers (original: `n_layers_local_decoder`). Default: 2.
     pub decoder_layers: usize,
     /// Dropout on attention probabilities, in [0, 1). Default: 0.
     pub attention_dropout: f64,
     /// Dropout on residual branches and embeddings, in [0, 1). Default: 0.
     pub resid_dropout: f64,
-    /// Rows of each hash n-gram embedding table [encoder_hash_byte_group_vocab]. Default: 4096.
+    /// Rows of each hash n-gram embedding table (original: `encoder_hash_byte_group_vocab`). Default: 4096.
     pub ngram_vocab_size: usize,
-    /// n-gram sizes hashed at every byte [encoder_hash_byte_group_size]. Default: 3..=8.
+    /// n-gram sizes hashed at every byte (original: `encoder_hash_byte_group_size`). Default: 3..=8.
     pub ngram_sizes: Vec<usize>,
-    /// Keys a local self-attention sees, the query included [local_attention_window_len].
+    /// Keys a local self-attention sees, the query included (original: `local_attention_window_len`).
     /// Default: 256.
     pub window_size: usize,
-    /// Longest byte sequence (prompt plus generation) [max_encoder_seq_length]. Default: 1024.
+    /// Longest byte sequence (prompt plus generation) (original: `max_encoder_seq_length`). Default: 1024.
     pub max_position_embeddings: usize,
-    /// Width of the global transformer [dim_global]. Default: 256.
+    /// Width of the global transformer (original: `dim_global`). Default: 256.
     pub global_hidden_size: usize,
     /// SwiGLU hidden size of the global transformer. Default: 768.
     pub global_intermediate_size: usize,
-    /// Attention heads of the global transformer [n_heads_global]. Default: 4.
+    /// Attention heads of the global transformer (original: `n_heads_global`). Default: 4.
     pub global_num_heads: usize,
     /// Query slots per patch in the encoder's cross-attention pooling. Default: 2.
     pub cross_attn_k: usize,
@@ -93,11 +79,11 @@ pub struct BltConfig {
     pub attention: AttentionKind,
     /// Gated learned memory in every global layer (the seed's hierarchical memory). Default: false.
     pub hierarchical_memory: bool,
-    /// Patching scheme: `entropy`, `fixed`, `space` or `byte` [patching_mode]. Default: `entropy`.
+    /// Patching scheme: `entropy`, `fixed`, `space` or `byte` (original: `patching_mode`). Default: `entropy`.
     pub patching: PatchingKind,
-    /// Patch length of `fixed` patching [patch_size]. Default: 4.
+    /// Patch length of `fixed` patching (original: `patch_size`). Default: 4.
     pub patch_stride: usize,
-    /// Entropy threshold θ in nats for `entropy` patching [patching_threshold]. Default: 1.335.
+    /// Entropy threshold θ in nats for `entropy` patching (original: `patching_threshold`). Default: 1.335.
     pub entropy_threshold: f32,
     /// Use the approximate-monotonic rule H[t−1] − H[t−2] > θ instead of the global one.
     /// Default: false.
@@ -106,7 +92,7 @@ pub struct BltConfig {
     pub initial_entropy_threshold: f32,
     /// Shortest patch (except the forced BOS patches), ≥ 1. Default: 1.
     pub min_patch_size: usize,
-    /// Longest patch; 0 means unbounded [max_patch_length]. Default: 0.
+    /// Longest patch; 0 means unbounded (original: `max_patch_length`). Default: 0.
     pub max_patch_size: usize,
     /// Reset the entropy model's context after every newline (paper §4.4). Default: false.
     pub reset_entropy_context: bool,
@@ -522,6 +508,22 @@ impl BltConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_patcher_runs_the_scheme_the_config_names() {
+        for kind in [
+            PatchingKind::Entropy,
+            PatchingKind::Fixed,
+            PatchingKind::Space,
+            PatchingKind::Byte,
+        ] {
+            let config = BltConfig {
+                patching: kind,
+                ..BltConfig::tiny()
+            };
+            assert_eq!(config.patcher_config().scheme.kind(), kind);
+        }
+    }
 
     #[test]
     fn presets_validate_and_round_trip_through_toml() {

@@ -5,6 +5,42 @@
 //! Causal by construction: for every patching scheme, logits at position `i` depend only on
 //! bytes `0..=i`. This crate enables no Burn backend and never depends on the data or training
 //! crates.
+//!
+//! # Example
+//!
+//! A tiny BLT that patches at spaces (no entropy model needed): a forward pass over two texts,
+//! then greedy generation through the KV caches, the global model running once per patch.
+//!
+//! ```
+//! use blt_model::{
+//!     Blt, BltConfig, BltInput, DecodeMode, GenerationConfig, Generator, PatchingKind,
+//!     SamplingConfig,
+//! };
+//! use burn::backend::NdArray;
+//!
+//! let config = BltConfig { patching: PatchingKind::Space, ..BltConfig::tiny() };
+//! let device = Default::default();
+//! let model = Blt::<NdArray>::new(&config, &device)?;
+//!
+//! let input = BltInput::from_bytes(&config, &[b"in the beginning", b"and"], None, &device)?;
+//! let logits = model.forward(&input).logits; // next-byte logits at every position
+//! assert_eq!(logits.dims(), [2, input.seq_len(), blt_patching::VOCAB_SIZE]);
+//!
+//! let generator = Generator::new(&model, None, &config, device)?;
+//! let generation = GenerationConfig {
+//!     max_bytes: 16,
+//!     sampling: SamplingConfig::greedy(),
+//!     ..Default::default()
+//! };
+//! let mut streamed = Vec::new();
+//! let summary = generator.generate(b"in the", &generation, DecodeMode::Incremental, |b| {
+//!     streamed.push(b.byte);
+//!     true // keep going
+//! })?;
+//! assert_eq!(summary.bytes, streamed);
+//! assert!(summary.global_steps <= summary.positions);
+//! # Ok::<(), blt_model::ModelError>(())
+//! ```
 
 mod blt;
 mod config;

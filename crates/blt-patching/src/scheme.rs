@@ -10,6 +10,23 @@ use crate::error::PatchingError;
 /// `patching_threshold`): 1.335442066192627, as `f32`.
 pub const DEFAULT_ENTROPY_THRESHOLD: f32 = 1.335_442_1;
 
+/// The name of a [`PatchingScheme`] without its parameters, which a model config stores beside
+/// them (`patching = "entropy"` with `entropy_threshold = …`): one concept with two views, as
+/// `std::io::ErrorKind` is to `std::io::Error`. [`PatchingScheme::kind`] gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchingKind {
+    /// [`PatchingScheme::Entropy`].
+    #[default]
+    Entropy,
+    /// [`PatchingScheme::Fixed`].
+    Fixed,
+    /// [`PatchingScheme::Space`].
+    Space,
+    /// [`PatchingScheme::Byte`].
+    Byte,
+}
+
 /// How patch starts are chosen. Positions 0 (BOS) and 1 always start a patch, whatever the
 /// scheme, so the first patch is exactly `[BOS]`.
 ///
@@ -70,6 +87,16 @@ impl Default for PatchingScheme {
 }
 
 impl PatchingScheme {
+    /// The scheme's name, without its parameters.
+    pub fn kind(&self) -> PatchingKind {
+        match self {
+            Self::Entropy { .. } => PatchingKind::Entropy,
+            Self::Fixed { .. } => PatchingKind::Fixed,
+            Self::Space => PatchingKind::Space,
+            Self::Byte => PatchingKind::Byte,
+        }
+    }
+
     /// The global entropy rule with threshold `threshold`.
     pub fn entropy(threshold: f32) -> Self {
         Self::Entropy {

@@ -16,6 +16,60 @@
 //! validation split has no learning rate). On a terminal, pass `.renderer(TuiDashboard::new(..))`
 //! (our dashboard: Burn 0.21's own TUI keeps a CPU core busy, see [`dashboard`]); without
 //! one, `.renderer(PlainRenderer::new(..))` (see [`Dashboard::detect`]).
+//!
+//! # Example
+//!
+//! A whole run, entropy model then BLT, on a text file, into a run directory that
+//! `blt-cli generate --model RUN_DIR` loads:
+//!
+//! ```
+//! use blt_train::{Dashboard, RunConfig, TrainOptions, train};
+//! use burn::backend::{Autodiff, NdArray};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let corpus = dir.path().join("corpus.txt");
+//! std::fs::write(&corpus, "the quick brown fox jumps over the lazy dog. ".repeat(40))?;
+//! let config = RunConfig::from_toml_str(&format!(
+//!     r#"
+//!     [model]
+//!     hidden_size = 32
+//!     intermediate_size = 64
+//!     num_heads = 2
+//!     global_layers = 1
+//!     decoder_layers = 1
+//!     global_hidden_size = 32
+//!     global_intermediate_size = 64
+//!     global_num_heads = 2
+//!     ngram_vocab_size = 64
+//!     window_size = 32
+//!     max_position_embeddings = 64
+//!     entropy_model_layers = 1
+//!     entropy_context_size = 32
+//!     entropy_hidden_size = 32
+//!     entropy_num_heads = 2
+//!     entropy_intermediate_size = 64
+//!
+//!     [training]
+//!     max_sequence_length = 64
+//!     batch_size = 4
+//!     steps_per_epoch = 2
+//!     max_steps = 2
+//!     warmup_steps = 1
+//!     entropy_steps = 2
+//!     target_patch_size = 3.0
+//!
+//!     [data]
+//!     source = "{}"
+//!     "#,
+//!     corpus.display()
+//! ))?;
+//! let options = TrainOptions { dashboard: Dashboard::Quiet, ..TrainOptions::default() };
+//! let run = dir.path().join("run");
+//! let summary = train::<Autodiff<NdArray>>(config, Default::default(), &run, options)?;
+//! assert_eq!(summary.blt_stage.steps, 2);
+//! assert!(blt_model::load_model::<NdArray>(&run, &Default::default())?.entropy_model.is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod batches;
 pub mod checkpoint;
@@ -54,4 +108,4 @@ pub use run::{
     stage_summaries, train,
 };
 pub use schedule::{ScheduleError, WarmupCosine, WarmupCosineConfig};
-pub use step::{BltTrainer, ByteLmBatch, EntropyTrainer, LossGuard, StepBatch};
+pub use step::{BltTrainStep, ByteLmBatch, EntropyTrainStep, StepBatch, StepWatch};

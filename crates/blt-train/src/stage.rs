@@ -41,7 +41,7 @@ use crate::{
     optim::FusedAdamW,
     renderer::{Dashboard, PlainRenderer},
     schedule::WarmupCosineConfig,
-    step::LossGuard,
+    step::StepWatch,
 };
 
 pub use crate::checkpoint::{CheckpointRecorder, last_checkpoint};
@@ -184,8 +184,8 @@ pub struct StageSettings<'a> {
     pub dashboard: Dashboard,
     /// Stops the stage (Ctrl-C, `q`, or a non-finite loss).
     pub interrupter: Interrupter,
-    /// The stage's loss guard (shares `interrupter`).
-    pub guard: LossGuard,
+    /// The stage's step watch (shares `interrupter`).
+    pub watch: StepWatch,
 }
 
 /// What a stage produced.
@@ -337,7 +337,7 @@ where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
 {
-    if let Some((step, value)) = settings.guard.failure() {
+    if let Some((step, value)) = settings.watch.failure() {
         return Err(TrainError::NonFiniteLoss {
             stage: settings.name,
             step,
@@ -373,7 +373,7 @@ where
         StageOutcome {
             epochs: epochs_log,
             best_epoch,
-            steps: settings.guard.steps(),
+            steps: settings.watch.steps(),
             interrupted,
         },
     ))

@@ -1,5 +1,5 @@
 //! Train and inference steps for Burn's Learner: masked cross-entropy, loss scaled for gradient
-//! accumulation, clipping by the global gradient norm in `optimize`, and a guard that stops the
+//! accumulation, clipping by the global gradient norm in `optimize`, and a watch that stops the
 //! run at the first non-finite loss without applying its update.
 //!
 //! # Gradient accumulation
@@ -39,11 +39,11 @@ use crate::{
     metrics::{LmOutput, LmStats},
 };
 
-/// Watches the training loss: counts micro-batches, seeds each one's dropout, stops the
+/// Watches the steps of a stage: counts micro-batches, seeds each one's dropout, stops the
 /// Learner after a requested number of steps and, at the first NaN or infinite loss, records it
 /// and asks the Learner to stop.
 #[derive(Clone)]
-pub struct LossGuard {
+pub struct StepWatch {
     interrupter: Interrupter,
     accumulation: usize,
     seed: u64,
@@ -52,17 +52,17 @@ pub struct LossGuard {
     failure: Arc<Mutex<Option<(usize, f64)>>>,
 }
 
-impl std::fmt::Debug for LossGuard {
+impl std::fmt::Debug for StepWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LossGuard")
+        f.debug_struct("StepWatch")
             .field("micro_batches", &self.micro_batches)
             .field("failure", &self.failure)
             .finish_non_exhaustive()
     }
 }
 
-impl LossGuard {
-    /// A guard stopping `interrupter`; `accumulation` micro-batches make one optimizer step;
+impl StepWatch {
+    /// A watch stopping `interrupter`; `accumulation` micro-batches make one optimizer step;
     /// `done_steps` optimizer steps were already taken (resume); `seed` seeds the dropout of
     /// every micro-batch.
     pub fn new(
@@ -104,7 +104,7 @@ impl LossGuard {
                 .stop(Some(&format!("stopped after {steps} steps as requested")));
         }
         if !loss.is_finite() {
-            let mut failure = self.failure.lock().expect("loss guard lock");
+            let mut failure = self.failure.lock().expect("step watch lock");
             if failure.is_none() {
                 *failure = Some((micro / self.accumulation + 1, loss));
                 self.interrupter.stop(Some("non-finite loss"));
@@ -114,7 +114,7 @@ impl LossGuard {
 
     /// The optimizer step and loss of the first non-finite loss, if any.
     pub fn failure(&self) -> Option<(usize, f64)> {
-        *self.failure.lock().expect("loss guard lock")
+        *self.failure.lock().expect("step watch lock")
     }
 
     /// Optimizer steps completed so far (including resumed ones).
@@ -180,25 +180,25 @@ fn host_stats<B: Backend>(sums: &LossSums<B>, patches: usize, positions: usize) 
     }
 }
 
-/// Records the loss with the guard, then back-propagates the loss sum divided by the targets
+/// Records the loss with the watch, then back-propagates the loss sum divided by the targets
 /// of the whole optimizer step (the Learner sums the micro-batches' gradients).
-fn guarded_backward<B: AutodiffBackend>(
-    guard: Option<&LossGuard>,
+fn watched_backward<B: AutodiffBackend>(
+    watch: Option<&StepWatch>,
     sums: &LossSums<B>,
     stats: &LmStats,
     step_targets: usize,
 ) -> B::Gradients {
-    if let Some(guard) = guard {
-        guard.observe(stats.loss_sum / stats.bytes.max(1) as f64);
+    if let Some(watch) = watch {
+        watch.observe(stats.loss_sum / stats.bytes.max(1) as f64);
     }
     (sums.loss_sum.clone() / step_targets.max(1) as f64).backward()
 }
 
-/// One optimizer step after clipping by the global gradient norm; skipped once the guard has
+/// One optimizer step after clipping by the global gradient norm; skipped once the watch has
 /// seen a non-finite loss, so a NaN never reaches the weights.
 fn clipped_step<AB, M, O>(
     module: M,
-    guard: Option<&LossGuard>,
+    watch: Option<&StepWatch>,
     max_norm: f64,
     optim: &mut O,
     lr: f64,
@@ -209,7 +209,7 @@ where
     M: AutodiffModule<AB>,
     O: Optimizer<M, AB>,
 {
-    if guard.is_some_and(LossGuard::tripped) {
+    if watch.is_some_and(StepWatch::tripped) {
         return module;
     }
     let grads = if max_norm > 0.0 {
@@ -220,19 +220,20 @@ where
     optim.step(lr, module, grads)
 }
 
-/// The BLT wrapped for the Learner.
+/// The BLT as Burn's Learner trains it: the model with its training and validation steps.
 #[derive(Module, Debug)]
-pub struct BltTrainer<B: Backend> {
+pub struct BltTrainStep<B: Backend> {
     /// The model.
     pub model: Blt<B>,
     /// Global-norm clip (0: off).
     pub max_grad_norm: f64,
-    /// Loss watcher and dropout seeding (none: neither).
+    /// Micro-batch counting, dropout seeding, the step limit and the non-finite-loss stop (none:
+    /// none of them).
     #[module(skip)]
-    pub guard: Option<LossGuard>,
+    pub watch: Option<StepWatch>,
 }
 
-impl<B: Backend> BltTrainer<B> {
+impl<B: Backend> BltTrainStep<B> {
     fn loss(&self, batch: &BltBatch<B>) -> (LossSums<B>, LmStats) {
         let logits = self.model.forward(&batch.input).logits;
         let sums = masked_cross_entropy(
@@ -248,16 +249,16 @@ impl<B: Backend> BltTrainer<B> {
     }
 }
 
-impl<B: AutodiffBackend> TrainStep for BltTrainer<B> {
+impl<B: AutodiffBackend> TrainStep for BltTrainStep<B> {
     type Input = StepBatch<BltBatch<B>>;
     type Output = LmOutput;
 
     fn step(&self, batch: StepBatch<BltBatch<B>>) -> TrainOutput<LmOutput> {
-        if let Some(guard) = &self.guard {
-            guard.seed_micro_batch::<B>(&batch.batch.targets.device());
+        if let Some(watch) = &self.watch {
+            watch.seed_micro_batch::<B>(&batch.batch.targets.device());
         }
         let (sums, stats) = self.loss(&batch.batch);
-        let grads = guarded_backward(self.guard.as_ref(), &sums, &stats, batch.step_targets);
+        let grads = watched_backward(self.watch.as_ref(), &sums, &stats, batch.step_targets);
         TrainOutput::new(self, grads, LmOutput::new(stats))
     }
 
@@ -267,12 +268,12 @@ impl<B: AutodiffBackend> TrainStep for BltTrainer<B> {
         O: Optimizer<Self, AB>,
         Self: AutodiffModule<AB>,
     {
-        let (guard, max_norm) = (self.guard.clone(), self.max_grad_norm);
-        clipped_step(self, guard.as_ref(), max_norm, optim, lr, grads)
+        let (watch, max_norm) = (self.watch.clone(), self.max_grad_norm);
+        clipped_step(self, watch.as_ref(), max_norm, optim, lr, grads)
     }
 }
 
-impl<B: Backend> InferenceStep for BltTrainer<B> {
+impl<B: Backend> InferenceStep for BltTrainStep<B> {
     type Input = BltBatch<B>;
     type Output = LmOutput;
 
@@ -296,19 +297,21 @@ pub struct ByteLmBatch<B: Backend> {
     pub num_targets: usize,
 }
 
-/// The entropy model wrapped for the Learner.
+/// The entropy model as Burn's Learner trains it: the model with its training and validation
+/// steps.
 #[derive(Module, Debug)]
-pub struct EntropyTrainer<B: Backend> {
+pub struct EntropyTrainStep<B: Backend> {
     /// The model.
     pub model: EntropyModel<B>,
     /// Global-norm clip (0: off).
     pub max_grad_norm: f64,
-    /// Loss watcher and dropout seeding (none: neither).
+    /// Micro-batch counting, dropout seeding, the step limit and the non-finite-loss stop (none:
+    /// none of them).
     #[module(skip)]
-    pub guard: Option<LossGuard>,
+    pub watch: Option<StepWatch>,
 }
 
-impl<B: Backend> EntropyTrainer<B> {
+impl<B: Backend> EntropyTrainStep<B> {
     fn loss(&self, batch: &ByteLmBatch<B>) -> (LossSums<B>, LmStats) {
         let logits = self.model.forward(batch.ids.clone(), batch.mask.clone());
         let sums = masked_cross_entropy(
@@ -322,16 +325,16 @@ impl<B: Backend> EntropyTrainer<B> {
     }
 }
 
-impl<B: AutodiffBackend> TrainStep for EntropyTrainer<B> {
+impl<B: AutodiffBackend> TrainStep for EntropyTrainStep<B> {
     type Input = StepBatch<ByteLmBatch<B>>;
     type Output = LmOutput;
 
     fn step(&self, batch: StepBatch<ByteLmBatch<B>>) -> TrainOutput<LmOutput> {
-        if let Some(guard) = &self.guard {
-            guard.seed_micro_batch::<B>(&batch.batch.ids.device());
+        if let Some(watch) = &self.watch {
+            watch.seed_micro_batch::<B>(&batch.batch.ids.device());
         }
         let (sums, stats) = self.loss(&batch.batch);
-        let grads = guarded_backward(self.guard.as_ref(), &sums, &stats, batch.step_targets);
+        let grads = watched_backward(self.watch.as_ref(), &sums, &stats, batch.step_targets);
         TrainOutput::new(self, grads, LmOutput::new(stats))
     }
 
@@ -341,12 +344,12 @@ impl<B: AutodiffBackend> TrainStep for EntropyTrainer<B> {
         O: Optimizer<Self, AB>,
         Self: AutodiffModule<AB>,
     {
-        let (guard, max_norm) = (self.guard.clone(), self.max_grad_norm);
-        clipped_step(self, guard.as_ref(), max_norm, optim, lr, grads)
+        let (watch, max_norm) = (self.watch.clone(), self.max_grad_norm);
+        clipped_step(self, watch.as_ref(), max_norm, optim, lr, grads)
     }
 }
 
-impl<B: Backend> InferenceStep for EntropyTrainer<B> {
+impl<B: Backend> InferenceStep for EntropyTrainStep<B> {
     type Input = ByteLmBatch<B>;
     type Output = LmOutput;
 

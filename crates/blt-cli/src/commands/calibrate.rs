@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use blt_data::{Progress, compute_entropies_with};
+use blt_data::{Progress, compute_entropies};
 use blt_model::load_entropy_model;
 use blt_patching::{CalibrationOptions, calibrate_threshold};
 use burn::tensor::backend::Backend;
@@ -33,7 +33,7 @@ impl BackendTask for CalibrateTask {
             })?;
         let rows = load_rows(&self.args.data, &config, self.args.max_rows)?;
         let resets = config.entropy_resets();
-        let h = compute_entropies_with(&entropy, &rows, resets, 8, &device, &*self.progress)?;
+        let h = compute_entropies(&entropy, &rows, resets, 8, &device, &*self.progress)?;
         let slices: Vec<&[f32]> = h.iter().map(Vec::as_slice).collect();
         let options = CalibrationOptions {
             monotonic: config.monotonic_entropy,

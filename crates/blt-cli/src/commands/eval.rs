@@ -5,7 +5,7 @@ use std::{path::PathBuf, sync::Arc};
 use anyhow::{Context, Result};
 use blt_data::{
     BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, Progress, Row,
-    compute_entropies_with,
+    compute_entropies,
 };
 use blt_model::{Blt, BltConfig, EntropyModel, load_model, target_log_probs};
 use burn::tensor::backend::Backend;
@@ -77,7 +77,7 @@ pub fn evaluate<B: Backend>(
     let cache = match entropy_model {
         Some(e) => {
             let resets = config.entropy_resets();
-            let h = compute_entropies_with(e, rows, resets, batch_size.max(1), device, progress)?;
+            let h = compute_entropies(e, rows, resets, batch_size.max(1), device, progress)?;
             Some(Arc::new(EntropyCache::new(
                 rows,
                 "eval",

@@ -325,6 +325,7 @@ fn eval_bits_per_byte_match_the_model_api() {
         config.entropy_resets(),
         6,
         &device,
+        &(),
     )
     .unwrap();
     let cache = EntropyCache::new(rows, "test", config.entropy_resets(), h).unwrap();

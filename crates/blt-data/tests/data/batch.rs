@@ -1,16 +1,16 @@
 //! The batcher agrees with blt-patching row by row, batch plans respect their budget, and the
-//! planned dataset runs under burn's DataLoader.
+//! plans cover every target once.
 
 use std::{collections::BTreeSet, sync::Arc};
 
 use blt_data::{
     BatchPlan, BatchPlanConfig, BltBatch, BltBatcher, ByteDataset, DataError, DatasetConfig,
-    EntropyCache, PlannedDataset, Row, RowGroup, SplitMix64,
+    EntropyCache, Row, SplitMix64,
 };
 use blt_model::{BltConfig, PatchingKind};
 use blt_patching::{NgramHasher, Patcher};
 use burn::{
-    data::{dataloader::DataLoaderBuilder, dataset::Dataset},
+    data::dataset::Dataset,
     tensor::{Int, Tensor},
 };
 
@@ -243,9 +243,9 @@ fn plans_cover_each_row_once_and_respect_the_budget() {
     let mut seen = BTreeSet::new();
     for g in 0..plan.len() {
         let group = plan.group(&split.train, g).unwrap();
-        let longest = group.rows.iter().map(|r| r.input().len()).max().unwrap();
-        assert!(group.rows.len() * longest <= budget);
-        for row in &group.rows {
+        let longest = group.iter().map(|r| r.input().len()).max().unwrap();
+        assert!(group.len() * longest <= budget);
+        for row in &group {
             assert!(seen.insert(row.index));
         }
     }
@@ -265,7 +265,7 @@ fn plans_cover_each_row_once_and_respect_the_budget() {
 }
 
 #[test]
-fn planned_dataset_runs_under_burns_dataloader() {
+fn a_byte_budget_plan_covers_every_target_once() {
     let data = dataset(40);
     let split = data.split();
     let config = config(PatchingKind::Fixed);
@@ -277,25 +277,14 @@ fn planned_dataset_runs_under_burns_dataloader() {
         ..Default::default()
     };
     let plan = BatchPlan::new(&split.train, &plan_config).unwrap();
-    let batches = plan.len();
-    let eager: Vec<usize> = plan
-        .batches::<TestBackend, _>(&split.train, &batcher, &Default::default())
-        .map(|b| b.unwrap().num_targets)
-        .collect();
-    let planned = PlannedDataset::new(split.train.clone(), plan);
-    assert_eq!(planned.len(), batches);
-    let loader = DataLoaderBuilder::<TestBackend, RowGroup, BltBatch<TestBackend>>::new(batcher)
-        .batch_size(1)
-        .shuffle(4)
-        .build(planned);
     let mut targets = 0;
     let mut count = 0;
-    for batch in loader.iter() {
+    for batch in plan.batches::<TestBackend, _>(&split.train, &batcher, &Default::default()) {
+        let batch = batch.unwrap();
         assert!(batch.input.batch_size() * batch.input.seq_len() <= 160);
         targets += batch.num_targets;
         count += 1;
     }
-    assert_eq!(count, batches);
+    assert_eq!(count, plan.len());
     assert_eq!(targets, split.train.num_targets());
-    assert_eq!(eager.iter().sum::<usize>(), targets);
 }

@@ -5,7 +5,6 @@ use std::cell::Cell;
 
 use blt_data::{
     ByteDataset, DataError, DatasetConfig, EntropyCache, Progress, Row, compute_entropies,
-    compute_entropies_with,
 };
 use blt_model::{BltConfig, EntropyModel, EntropyModelConfig, EntropyResets};
 
@@ -74,7 +73,8 @@ fn batched_entropies_equal_per_row_entropies() {
             .collect();
         for batch_rows in [1, 3, 64] {
             let batched =
-                compute_entropies(&model, &rows, newlines(reset), batch_rows, &device).unwrap();
+                compute_entropies(&model, &rows, newlines(reset), batch_rows, &device, &())
+                    .unwrap();
             if batch_rows == 1 {
                 assert_eq!(batched, one_by_one, "unpadded batches are bit-exact");
             }
@@ -318,8 +318,15 @@ fn rows_beyond_the_model_positions_are_rejected() {
             .chain((0..600).map(|i| 4 + i % 200))
             .collect(),
     };
-    let err =
-        compute_entropies(&model, &[long], newlines(false), 4, &Default::default()).unwrap_err();
+    let err = compute_entropies(
+        &model,
+        &[long],
+        newlines(false),
+        4,
+        &Default::default(),
+        &(),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, DataError::InvalidRow { row: 7, .. }),
         "{err:?}"
@@ -378,7 +385,7 @@ fn progress_sees_every_batch_and_a_stop_ends_the_pass_with_nothing_cached() {
     assert!(n > 4, "the test needs more than two batches of two rows");
     // A full pass reports every batch of two rows, then finishes.
     let full = Recorder::new(usize::MAX);
-    compute_entropies_with(&model, &rows, newlines(false), 2, &device, &full).unwrap();
+    compute_entropies(&model, &rows, newlines(false), 2, &device, &full).unwrap();
     let mut expected = vec![format!("start entropies {n}")];
     expected.extend((1..=n.div_ceil(2)).map(|b| (2 * b).min(n).to_string()));
     expected.push("finish".into());
@@ -386,8 +393,7 @@ fn progress_sees_every_batch_and_a_stop_ends_the_pass_with_nothing_cached() {
 
     // Stop at the third check: two batches of two rows are done.
     let stopping = Recorder::new(3);
-    let err =
-        compute_entropies_with(&model, &rows, newlines(false), 2, &device, &stopping).unwrap_err();
+    let err = compute_entropies(&model, &rows, newlines(false), 2, &device, &stopping).unwrap_err();
     assert!(
         matches!(err, DataError::Interrupted { done: 4, total } if total == n),
         "{err:?}"
@@ -402,7 +408,7 @@ fn progress_sees_every_batch_and_a_stop_ends_the_pass_with_nothing_cached() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.bin");
     let result = EntropyCache::load_or_compute(&path, "model", &rows, newlines(false), |rows| {
-        compute_entropies_with(&model, rows, newlines(false), 2, &device, &Recorder::new(1))
+        compute_entropies(&model, rows, newlines(false), 2, &device, &Recorder::new(1))
     });
     assert!(matches!(
         result,

@@ -101,7 +101,7 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
 
     /// Advances every row by one position: `Some(id)` feeds the row's next id, `None` feeds
     /// padding (before a row's first id, or after its last). Returns, for each row fed an id,
-    /// the step [`super::Incremental::push`] would return for it alone.
+    /// the step that the single-row incremental decoder's `push` would return for it alone.
     ///
     /// A row's ids must be contiguous: once it has been fed an id, it may only get `None` when
     /// it is finished.

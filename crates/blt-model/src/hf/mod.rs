@@ -2,7 +2,7 @@
 //! `model.safetensors` or shards) read into our [`Blt`] and [`EntropyModel`].
 //!
 //! The architecture is the same computation; what differs is naming and layout, which
-//! [`weights`] maps, and the config, which [`HfBltConfig`] translates (refusing what blt does
+//! the `weights` module maps, and the config, which [`HfBltConfig`] translates (refusing what blt does
 //! not implement). Nothing is loaded silently: a missing tensor, a shape that disagrees with
 //! the config, or a tensor that nothing reads is an error that names it.
 

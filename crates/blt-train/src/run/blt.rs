@@ -13,7 +13,7 @@ use crate::{
     error::Result,
     loader::MakeBatch,
     stage::{StageOutcome, run_stage},
-    step::{BltTrainer, StepBatch},
+    step::{BltTrainStep, StepBatch},
 };
 
 /// What stage two leaves: the best BLT by validation loss, the stage's outcome, and the mean
@@ -52,10 +52,10 @@ pub(super) fn train_blt<B: AutodiffBackend>(
         options,
     );
     let first_epoch = settings.resume_epoch.unwrap_or(0);
-    let trainer = BltTrainer {
+    let trainer = BltTrainStep {
         model: seeded::<B, _>(device, t.seed.wrapping_add(1), || Blt::<B>::new(m, device))?,
         max_grad_norm: t.max_grad_norm,
-        guard: Some(settings.guard.clone()),
+        watch: Some(settings.watch.clone()),
     };
     let b = batcher.clone();
     let make: MakeBatch<B, StepBatch<BltBatch<B>>> = Arc::new(move |rows, step, d| {

@@ -4,7 +4,7 @@
 
 use std::{path::Path, sync::Arc, time::Instant};
 
-use blt_data::{ByteDataset, EntropyCache, Progress, Row, SplitDataset, compute_entropies_with};
+use blt_data::{ByteDataset, EntropyCache, Progress, Row, SplitDataset, compute_entropies};
 use blt_model::{
     BltConfig, EntropyModel, EntropyModelConfig, PatchingKind, entropy_model_identity,
     load_entropy_model, save_entropy_model, seeded,
@@ -22,7 +22,7 @@ use crate::{
     error::{Result, TrainError},
     loader::MakeBatch,
     stage::{StageOutcome, run_stage},
-    step::{ByteLmBatch, EntropyTrainer, StepBatch},
+    step::{ByteLmBatch, EntropyTrainStep, StepBatch},
 };
 
 /// What stage one leaves.
@@ -91,12 +91,12 @@ fn train_entropy_model<B: AutodiffBackend>(
         options,
     );
     let first_epoch = settings.resume_epoch.unwrap_or(0);
-    let trainer = EntropyTrainer {
+    let trainer = EntropyTrainStep {
         model: seeded::<B, _>(device, t.seed, || {
             EntropyModelConfig::from_blt(m).init::<B>(device)
         }),
         max_grad_norm: t.max_grad_norm,
-        guard: Some(settings.guard.clone()),
+        watch: Some(settings.watch.clone()),
     };
     let (window, reset) = (m.entropy_context_size, m.entropy_resets());
     let make: MakeBatch<B, StepBatch<ByteLmBatch<B>>> =
@@ -166,7 +166,7 @@ pub(super) fn entropy_cache<B: Backend>(
                 inner: options.progress.as_ref(),
                 interrupter: &options.interrupter,
             };
-            compute_entropies_with(model, rows, m.entropy_resets(), 16, device, &progress)
+            compute_entropies(model, rows, m.entropy_resets(), 16, device, &progress)
         },
     );
     let cache = match computed {

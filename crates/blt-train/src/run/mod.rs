@@ -28,7 +28,7 @@ use crate::{
     error::{Result, TrainError},
     renderer::Dashboard,
     stage::StageSettings,
-    step::LossGuard,
+    step::StepWatch,
 };
 
 /// A training stage.
@@ -247,7 +247,7 @@ fn stage_settings<'a>(
         resume_epoch,
         dashboard: options.dashboard,
         interrupter: options.interrupter.clone(),
-        guard: LossGuard::new(
+        watch: StepWatch::new(
             options.interrupter.clone(),
             training.gradient_accumulation_steps,
             done,

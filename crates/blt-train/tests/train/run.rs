@@ -1,7 +1,7 @@
 //! Whole runs of `blt_train::train`: the loss falls in both stages, and the run directory
 //! holds what issue 6 (5) lists.
 
-use blt_train::{BltTrainer, RunConfig, stage::CheckpointRecorder};
+use blt_train::{BltTrainStep, RunConfig, metrics::STAGE_METRICS, stage::CheckpointRecorder};
 use burn::module::Module;
 use burn::record::Recorder;
 
@@ -77,15 +77,9 @@ fn loss_falls_and_the_run_directory_is_complete() {
             let file = checkpoints.join(format!("{kind}-{epochs}.mpk"));
             assert!(file.is_file(), "{} missing", file.display());
         }
-        for name in [
-            "Loss",
-            "Bits per byte",
-            "Accuracy",
-            "Perplexity",
-            "Confidence",
-            "Patch length",
-            "Bytes per second",
-        ] {
+        // Every metric the dashboard and the summary show, in both splits (the learning rate
+        // only in training, once per step).
+        for name in STAGE_METRICS.into_iter().filter(|n| *n != "Learning Rate") {
             for split in ["train", "valid"] {
                 let values = logged(&run, stage, split, name);
                 assert_eq!(values.len(), epochs, "{stage} {split} {name}");
@@ -105,10 +99,10 @@ fn loss_falls_and_the_run_directory_is_complete() {
         .min_by(|a, b| a.valid_loss.unwrap().total_cmp(&b.valid_loss.unwrap()))
         .unwrap();
     assert_eq!(best, lowest.epoch);
-    let template = BltTrainer::<TrainB> {
+    let template = BltTrainStep::<TrainB> {
         model: blt_model::Blt::new(&saved.model, &Default::default()).unwrap(),
         max_grad_norm: 0.0,
-        guard: None,
+        watch: None,
     };
     let record = CheckpointRecorder::new()
         .load(

@@ -2,7 +2,7 @@
 //! the global-norm clipping in `optimize` bounds the update.
 
 use blt_data::{BltBatcher, Row};
-use blt_train::{BltTrainer, StepBatch, grad_norm};
+use blt_train::{BltTrainStep, StepBatch, grad_norm};
 use burn::optim::{GradientsAccumulator, GradientsParams, SgdConfig};
 use burn::prelude::*;
 use burn::train::TrainStep;
@@ -36,7 +36,7 @@ fn targets(rows: &[Row]) -> usize {
 }
 
 struct Setup {
-    trainer: BltTrainer<TrainB>,
+    trainer: BltTrainStep<TrainB>,
     batcher: BltBatcher,
     rows: Vec<Row>,
 }
@@ -52,10 +52,10 @@ fn setup(max_grad_norm: f64) -> Setup {
     let device = Default::default();
     TrainB::seed(&device, 11);
     Setup {
-        trainer: BltTrainer {
+        trainer: BltTrainStep {
             model: blt_model::Blt::new(&config.model, &device).unwrap(),
             max_grad_norm,
-            guard: None,
+            watch: None,
         },
         batcher: BltBatcher::new(&config.model, None).unwrap(),
         rows: rows(),
@@ -83,8 +83,8 @@ impl Setup {
     }
 
     /// The trainer after one optimizer step (SGD, learning rate `lr`) with `grads`.
-    fn stepped(&self, grads: GradientsParams, lr: f64) -> BltTrainer<TrainB> {
-        let mut optim = SgdConfig::new().init::<TrainB, BltTrainer<TrainB>>();
+    fn stepped(&self, grads: GradientsParams, lr: f64) -> BltTrainStep<TrainB> {
+        let mut optim = SgdConfig::new().init::<TrainB, BltTrainStep<TrainB>>();
         TrainStep::optimize::<TrainB, _>(self.trainer.clone(), &mut optim, lr, grads)
     }
 }
@@ -143,7 +143,7 @@ fn clipping_bounds_the_global_norm_of_the_update() {
     assert!((free - raw).abs() < 1e-3 * raw, "{free} vs {raw}");
 
     for max_norm in [raw / 4.0, raw / 100.0] {
-        let clipped = BltTrainer {
+        let clipped = BltTrainStep {
             max_grad_norm: max_norm,
             ..unclipped.trainer.clone()
         };
@@ -160,7 +160,7 @@ fn clipping_bounds_the_global_norm_of_the_update() {
     }
     // A bound above the norm changes nothing.
     let loose = Setup {
-        trainer: BltTrainer {
+        trainer: BltTrainStep {
             max_grad_norm: 2.0 * raw,
             ..unclipped.trainer.clone()
         },
