@@ -48,41 +48,31 @@ pub fn compute_entropies<B: Backend>(
             });
         }
     }
-    let mut out = vec![Vec::new(); rows.len()];
     progress.start("entropies", rows.len());
-    let result = fill_in_batches(&mut out, model, rows, resets, batch_rows, device, progress);
+    // Longest rows first; each row's entropies land at its index.
+    let pass = || {
+        let mut out = vec![Vec::new(); rows.len()];
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(rows[i].ids.len()));
+        let mut done = 0;
+        for chunk in order.chunks(batch_rows.max(1)) {
+            if progress.should_stop() {
+                return Err(DataError::Interrupted {
+                    done,
+                    total: rows.len(),
+                });
+            }
+            let inputs: Vec<&[u32]> = chunk.iter().map(|&i| rows[i].input()).collect();
+            let entropies = model.entropies(&inputs, resets, device)?;
+            for (&i, h) in chunk.iter().zip(entropies) {
+                out[i] = h;
+            }
+            done += chunk.len();
+            progress.update(done);
+        }
+        Ok(out)
+    };
+    let result = pass();
     progress.finish();
-    result.map(|()| out)
-}
-
-/// The forward passes of [`compute_entropies`]: the longest rows first, `batch_rows` at a
-/// time, each row's entropies stored at its index in `out`.
-fn fill_in_batches<B: Backend>(
-    out: &mut [Vec<f32>],
-    model: &EntropyModel<B>,
-    rows: &[Row],
-    resets: EntropyResets,
-    batch_rows: usize,
-    device: &B::Device,
-    progress: &dyn Progress,
-) -> Result<()> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(rows[i].ids.len()));
-    let mut done = 0;
-    for chunk in order.chunks(batch_rows.max(1)) {
-        if progress.should_stop() {
-            return Err(DataError::Interrupted {
-                done,
-                total: rows.len(),
-            });
-        }
-        let inputs: Vec<&[u32]> = chunk.iter().map(|&i| rows[i].input()).collect();
-        let entropies = model.entropies(&inputs, resets, device)?;
-        for (&i, h) in chunk.iter().zip(entropies) {
-            out[i] = h;
-        }
-        done += chunk.len();
-        progress.update(done);
-    }
-    Ok(())
+    result
 }
