@@ -6,10 +6,10 @@
 //! id and patches with blt-patching's `Patcher::patch(input, Some(entropies))`; a row without
 //! entropies is an error, never a silent fallback. Other schemes ignore the cache.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use blt_model::{BltConfig, BltInput, PatchingKind, PreparedRow, RowPreparer};
-use blt_patching::{BOS_ID, PAD_ID};
+use blt_patching::PAD_ID;
 use burn::{
     data::dataloader::batcher::Batcher,
     tensor::{Bool, Int, Tensor, TensorData, backend::Backend},
@@ -99,14 +99,14 @@ impl BltBatcher {
     }
 
     /// The entropies patching reads for `row` (`None` unless patching is `entropy`).
-    fn row_entropies(&self, row: &Row) -> Result<Option<&[f32]>> {
+    fn row_entropies(&self, row: &Row) -> Result<Option<Cow<'_, [f32]>>> {
         let Some(cache) = &self.entropies else {
             return Ok(None);
         };
         let h = cache
             .get(row.index)
             .ok_or(DataError::MissingEntropies { row: row.index })?;
-        let expected = row.input().len();
+        let expected = row.num_targets();
         if h.len() != expected {
             return Err(DataError::EntropyLength {
                 row: row.index,
@@ -117,20 +117,17 @@ impl BltBatcher {
         Ok(Some(h))
     }
 
-    /// Checks that a row can be batched: it starts with BOS, has a target, fits
-    /// `max_position_embeddings`, and has cached entropies when patching needs them.
+    /// Checks that a row can be batched: it has a target, fits `max_position_embeddings`, and
+    /// has cached entropies when patching needs them.
     pub fn check_row(&self, row: &Row) -> Result<()> {
         let invalid = |reason: String| DataError::InvalidRow {
             row: row.index,
             reason,
         };
-        if row.ids.len() < 2 {
+        if row.num_targets() == 0 {
             return Err(invalid("a row needs BOS and at least one target".into()));
         }
-        if row.ids[0] != BOS_ID {
-            return Err(invalid(format!("a row must start with BOS ({BOS_ID})")));
-        }
-        let positions = row.input().len();
+        let positions = row.num_targets();
         if positions > self.config.max_position_embeddings {
             return Err(invalid(format!(
                 "{positions} input positions exceed max_position_embeddings ({})",
@@ -150,7 +147,7 @@ impl BltBatcher {
     pub fn prepare(&self, row: &Row) -> Result<PreparedRow> {
         self.check_row(row)?;
         let entropies = self.row_entropies(row)?;
-        Ok(self.preparer.prepare(row.input().to_vec(), entropies)?)
+        Ok(self.preparer.prepare(row.input(), entropies.as_deref())?)
     }
 
     /// Builds the batch of `rows` (right-padded to the longest).
@@ -170,11 +167,11 @@ impl BltBatcher {
         let mut mask = vec![false; batch * seq];
         let mut num_targets = 0;
         for (b, row) in rows.iter().enumerate() {
-            for (t, &id) in row.targets().iter().enumerate() {
+            for (t, id) in row.iter_ids().skip(1).enumerate() {
                 targets[b * seq + t] = i64::from(id);
                 mask[b * seq + t] = true;
             }
-            num_targets += row.targets().len();
+            num_targets += row.num_targets();
         }
         let mean_patch_len = input.mean_patch_len();
         Ok(BltBatch {

@@ -97,26 +97,107 @@ impl DatasetStats {
 
 /// One model row: BOS, then up to `max_length − 1` ids of one document; every byte and each
 /// document's EOS is a target of exactly one row (see [`document_windows`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// A row is a view into its dataset's bytes (shared, never copied): cloning one costs a
+/// reference count, and its ids are made on demand, so a corpus takes about one byte of memory
+/// per byte. A row always starts with BOS, holds the bytes of one document as `byte + 4`, and
+/// ends with EOS when it is the document's last.
+#[derive(Clone)]
 pub struct Row {
     /// Index of the kept document the row comes from.
     pub document: usize,
     /// Row id: its position in [`ByteDataset::rows`], stable for a given corpus and config.
     pub index: usize,
-    /// Ids: BOS, then bytes + 4 (and EOS at the end of the document's last row).
-    pub ids: Vec<u32>,
+    text: Arc<Vec<u8>>,
+    span: Range<usize>,
+    ends_document: bool,
 }
 
 impl Row {
+    /// A row of its own (not part of a dataset): BOS, `bytes`, then EOS when `ends_document`.
+    pub fn new(document: usize, index: usize, bytes: &[u8], ends_document: bool) -> Self {
+        Self {
+            document,
+            index,
+            text: Arc::new(bytes.to_vec()),
+            span: 0..bytes.len(),
+            ends_document,
+        }
+    }
+
+    /// The document bytes the row holds (after BOS, before any EOS).
+    pub fn bytes(&self) -> &[u8] {
+        &self.text[self.span.clone()]
+    }
+
+    /// Whether the row ends its document (its last id is EOS).
+    pub fn ends_document(&self) -> bool {
+        self.ends_document
+    }
+
+    /// Ids in the row: BOS, the bytes, and EOS at a document's end.
+    pub fn num_ids(&self) -> usize {
+        1 + self.span.len() + usize::from(self.ends_document)
+    }
+
+    /// Positions the model reads, which is also the number of targets: `num_ids() − 1`.
+    pub fn num_targets(&self) -> usize {
+        self.num_ids() - 1
+    }
+
+    /// The ids, one after another: BOS, `byte + 4` for each byte, EOS at a document's end.
+    pub fn iter_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(BOS_ID)
+            .chain(self.bytes().iter().map(|&b| byte_to_id(b)))
+            .chain(self.ends_document.then_some(EOS_ID))
+    }
+
+    /// The ids (see [`iter_ids`](Self::iter_ids)).
+    pub fn ids(&self) -> Vec<u32> {
+        self.iter_ids().collect()
+    }
+
     /// What the model reads: `ids[..n − 1]`.
-    pub fn input(&self) -> &[u32] {
-        &self.ids[..self.ids.len().saturating_sub(1)]
+    pub fn input(&self) -> Vec<u32> {
+        self.iter_ids().take(self.num_targets()).collect()
     }
 
     /// What the model predicts: `ids[1..]` (aligned with [`input`](Self::input)).
-    pub fn targets(&self) -> &[u32] {
-        self.ids.get(1..).unwrap_or(&[])
+    pub fn targets(&self) -> Vec<u32> {
+        self.iter_ids().skip(1).collect()
     }
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Self) -> bool {
+        (self.document, self.index, self.ends_document)
+            == (other.document, other.index, other.ends_document)
+            && self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Row {}
+
+impl std::fmt::Debug for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Row")
+            .field("document", &self.document)
+            .field("index", &self.index)
+            .field("bytes", &self.span.len())
+            .field("ends_document", &self.ends_document)
+            .finish()
+    }
+}
+
+/// The rows of a document of `len` bytes as (byte range within the document, ends the
+/// document): its `len + 1` ids (bytes, then EOS) in chunks of `max_length − 1`.
+fn window_spans(len: usize, max_length: usize) -> impl Iterator<Item = (Range<usize>, bool)> {
+    let chunk = max_length - 1;
+    (0..(len + 1).div_ceil(chunk)).map(move |k| {
+        let start = k * chunk;
+        let end = (start + chunk).min(len + 1);
+        (start..end.min(len), end == len + 1)
+    })
 }
 
 /// Cuts one document into rows of at most `max_length` ids (`max_length ≥ 2`): the document's
@@ -146,12 +227,93 @@ pub fn document_windows(bytes: &[u8], max_length: usize) -> Vec<Vec<u32>> {
 
 /// A corpus as model rows, built once from documents; implements burn's [`Dataset`] over all
 /// rows, and [`split`](Self::split) gives the train and validation datasets.
+///
+/// The kept documents' bytes are stored once, end to end, and every [`Row`] is a view into
+/// them: a dataset takes about one byte of memory per corpus byte, plus 48 bytes per row.
 #[derive(Debug, Clone)]
 pub struct ByteDataset {
     config: DatasetConfig,
     stats: DatasetStats,
     rows: Arc<Vec<Row>>,
     document_rows: Vec<Range<usize>>,
+}
+
+/// Documents filtered and cut into row spans over one growing byte buffer.
+struct Builder {
+    config: DatasetConfig,
+    stats: DatasetStats,
+    text: Vec<u8>,
+    /// (document, byte range in `text`, ends the document)
+    spans: Vec<(usize, Range<usize>, bool)>,
+    document_rows: Vec<Range<usize>>,
+}
+
+impl Builder {
+    fn push(&mut self, bytes: &[u8]) {
+        self.stats.initial_documents += 1;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            self.stats.empty_removed += 1;
+            return;
+        }
+        if bytes.len() < self.config.min_length {
+            self.stats.too_short_removed += 1;
+            return;
+        }
+        let document = self.document_rows.len();
+        let first = self.spans.len();
+        let offset = self.text.len();
+        self.text.extend_from_slice(bytes);
+        for (span, ends) in window_spans(bytes.len(), self.config.max_length) {
+            let span = offset + span.start..offset + span.end;
+            self.spans.push((document, span, ends));
+        }
+        self.document_rows.push(first..self.spans.len());
+        self.stats.total_bytes += bytes.len();
+    }
+
+    fn finish(mut self) -> Result<ByteDataset> {
+        let stats = &mut self.stats;
+        stats.kept_documents = self.document_rows.len();
+        stats.rows = self.spans.len();
+        if stats.kept_documents == 0 {
+            return Err(DataError::NoDocuments {
+                initial: stats.initial_documents,
+                empty: stats.empty_removed,
+                too_short: stats.too_short_removed,
+                min_length: self.config.min_length,
+            });
+        }
+        self.text.shrink_to_fit();
+        let text = Arc::new(self.text);
+        let rows = self
+            .spans
+            .into_iter()
+            .enumerate()
+            .map(|(index, (document, span, ends_document))| Row {
+                document,
+                index,
+                text: Arc::clone(&text),
+                span,
+                ends_document,
+            })
+            .collect();
+        tracing::info!(
+            initial_documents = stats.initial_documents,
+            empty_removed = stats.empty_removed,
+            too_short_removed = stats.too_short_removed,
+            kept_documents = stats.kept_documents,
+            rows = stats.rows,
+            total_bytes = stats.total_bytes,
+            max_length = self.config.max_length,
+            "built byte dataset"
+        );
+        Ok(ByteDataset {
+            config: self.config,
+            stats: self.stats,
+            rows: Arc::new(rows),
+            document_rows: self.document_rows,
+        })
+    }
 }
 
 impl ByteDataset {
@@ -161,64 +323,35 @@ impl ByteDataset {
         documents: impl IntoIterator<Item = Vec<u8>>,
         config: DatasetConfig,
     ) -> Result<Self> {
-        config.validate()?;
-        let mut stats = DatasetStats::default();
-        let mut rows = Vec::new();
-        let mut document_rows = Vec::new();
+        let mut builder = Self::builder(config)?;
         for bytes in documents {
-            stats.initial_documents += 1;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                stats.empty_removed += 1;
-                continue;
-            }
-            if bytes.len() < config.min_length {
-                stats.too_short_removed += 1;
-                continue;
-            }
-            let document = document_rows.len();
-            let first = rows.len();
-            for ids in document_windows(&bytes, config.max_length) {
-                let index = rows.len();
-                rows.push(Row {
-                    document,
-                    index,
-                    ids,
-                });
-            }
-            document_rows.push(first..rows.len());
-            stats.total_bytes += bytes.len();
+            builder.push(&bytes);
         }
-        stats.kept_documents = document_rows.len();
-        stats.rows = rows.len();
-        if stats.kept_documents == 0 {
-            return Err(DataError::NoDocuments {
-                initial: stats.initial_documents,
-                empty: stats.empty_removed,
-                too_short: stats.too_short_removed,
-                min_length: config.min_length,
-            });
-        }
-        tracing::info!(
-            initial_documents = stats.initial_documents,
-            empty_removed = stats.empty_removed,
-            too_short_removed = stats.too_short_removed,
-            kept_documents = stats.kept_documents,
-            rows = stats.rows,
-            total_bytes = stats.total_bytes,
-            max_length = config.max_length,
-            "built byte dataset"
-        );
-        Ok(Self {
+        builder.finish()
+    }
+
+    fn builder(config: DatasetConfig) -> Result<Builder> {
+        config.validate()?;
+        Ok(Builder {
             config,
-            stats,
-            rows: Arc::new(rows),
-            document_rows,
+            stats: DatasetStats::default(),
+            text: Vec::new(),
+            spans: Vec::new(),
+            document_rows: Vec::new(),
         })
     }
 
-    /// Reads `source` and builds the dataset.
-    pub fn from_source(source: &DataSource, config: DatasetConfig) -> Result<Self> {
-        Self::new(source.load()?, config)
+    /// Reads `source` document by document (one file at a time, never the whole corpus at
+    /// once besides the dataset itself) and builds the dataset from its first `max_documents`
+    /// documents (all with 0).
+    pub fn from_source(
+        source: &DataSource,
+        config: DatasetConfig,
+        max_documents: usize,
+    ) -> Result<Self> {
+        let mut builder = Self::builder(config)?;
+        source.for_each_document(max_documents, |bytes| builder.push(&bytes))?;
+        builder.finish()
     }
 
     /// The config it was built with.

@@ -38,7 +38,7 @@ pub fn compute_entropies<B: Backend>(
 ) -> Result<Vec<Vec<f32>>> {
     let limit = model.max_positions();
     for row in rows {
-        let len = row.input().len();
+        let len = row.num_targets();
         if len == 0 || len > limit {
             return Err(DataError::InvalidRow {
                 row: row.index,
@@ -53,7 +53,7 @@ pub fn compute_entropies<B: Backend>(
     let pass = || {
         let mut out = vec![Vec::new(); rows.len()];
         let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(rows[i].ids.len()));
+        order.sort_by_key(|&i| std::cmp::Reverse(rows[i].num_ids()));
         let mut done = 0;
         for chunk in order.chunks(batch_rows.max(1)) {
             if progress.should_stop() {
@@ -62,7 +62,8 @@ pub fn compute_entropies<B: Backend>(
                     total: rows.len(),
                 });
             }
-            let inputs: Vec<&[u32]> = chunk.iter().map(|&i| rows[i].input()).collect();
+            let ids: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].input()).collect();
+            let inputs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
             let entropies = model.entropies(&inputs, resets, device)?;
             for (&i, h) in chunk.iter().zip(entropies) {
                 out[i] = h;

@@ -14,15 +14,12 @@ use crate::{
     glob::GlobPattern,
 };
 
-/// Reads the documents of a `Files` source (see [`DataSource`](crate::DataSource)).
-pub(crate) fn load(
-    path: &Path,
-    pattern: Option<&GlobPattern>,
-    text_field: &str,
-) -> Result<Vec<Vec<u8>>> {
+/// The files of a `Files` source (see [`DataSource`](crate::DataSource)), in the order their
+/// documents are read: the file itself, or the matches under the directory in sorted order.
+pub(crate) fn matched(path: &Path, pattern: Option<&GlobPattern>) -> Result<Vec<PathBuf>> {
     let meta = fs::metadata(path).map_err(|e| DataError::io("reading", path, e))?;
     if pattern.is_none() && !meta.is_dir() {
-        return read_file(path, text_field);
+        return Ok(vec![path.to_path_buf()]);
     }
     if !meta.is_dir() {
         return Err(DataError::Io {
@@ -43,11 +40,7 @@ pub(crate) fn load(
     }
     matched.sort();
     tracing::debug!(root = %path.display(), %pattern, files = matched.len(), "matched files");
-    let mut documents = Vec::new();
-    for file in &matched {
-        documents.extend(read_file(file, text_field)?);
-    }
-    Ok(documents)
+    Ok(matched)
 }
 
 /// Collects the files under `dir` whose path relative to `root` matches. Symbolic links to
@@ -107,7 +100,7 @@ pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// One file's documents: the whole file, or one per JSONL line.
-fn read_file(path: &Path, text_field: &str) -> Result<Vec<Vec<u8>>> {
+pub(crate) fn read_file(path: &Path, text_field: &str) -> Result<Vec<Vec<u8>>> {
     let bytes = read_bytes(path)?;
     if is_jsonl(path) {
         parse_jsonl(path, &bytes, text_field)

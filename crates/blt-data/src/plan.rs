@@ -78,7 +78,7 @@ impl BatchPlan {
             ));
         }
         let lengths: Vec<usize> = (0..dataset.len())
-            .map(|i| dataset.get(i).map_or(0, |r| r.input().len()))
+            .map(|i| dataset.get(i).map_or(0, |r| r.num_targets()))
             .collect();
         let longest = lengths.iter().copied().max().unwrap_or(0);
         let mut order: Vec<usize> = (0..lengths.len()).collect();

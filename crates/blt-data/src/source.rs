@@ -155,20 +155,51 @@ impl DataSource {
 
     /// Reads every document. Errors name the file (and the line, for JSONL).
     pub fn load(&self) -> Result<Vec<Vec<u8>>> {
-        let documents = match self {
-            Self::Builtin(corpus) => corpus.documents()?,
+        let mut documents = Vec::new();
+        self.for_each_document(0, |d| documents.push(d))?;
+        Ok(documents)
+    }
+
+    /// Hands the documents to `f` in order, reading one file at a time, and stops after
+    /// `limit` documents (0: all of them; files after the limit are not read). Errors name the
+    /// file (and the line, for JSONL).
+    pub fn for_each_document(&self, limit: usize, mut f: impl FnMut(Vec<u8>)) -> Result<()> {
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        let mut count = 0;
+        let mut take = |documents: Vec<Vec<u8>>| {
+            for document in documents {
+                if count == limit {
+                    return false;
+                }
+                count += 1;
+                f(document);
+            }
+            count < limit
+        };
+        match self {
+            Self::Builtin(corpus) => {
+                take(corpus.documents()?);
+            }
             Self::Hub {
                 dataset,
                 max_documents,
-            } => hub::load(*dataset, *max_documents)?,
+            } => {
+                take(hub::load(*dataset, *max_documents)?);
+            }
             Self::Files {
                 path,
                 pattern,
                 text_field,
-            } => files::load(path, pattern.as_ref(), text_field)?,
-        };
-        tracing::info!(source = %self, documents = documents.len(), "read corpus");
-        Ok(documents)
+            } => {
+                for file in files::matched(path, pattern.as_ref())? {
+                    if !take(files::read_file(&file, text_field)?) {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!(source = %self, documents = count, "read corpus");
+        Ok(())
     }
 }
 

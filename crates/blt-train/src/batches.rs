@@ -80,18 +80,19 @@ pub fn byte_lm_batch<B: Backend>(
     device: &B::Device,
 ) -> ByteLmBatch<B> {
     let batch = rows.len();
-    let seq = rows.iter().map(|r| r.input().len()).max().unwrap_or(1);
+    let seq = rows.iter().map(Row::num_targets).max().unwrap_or(1);
     let mut ids = vec![0i64; batch * seq];
     let mut targets = vec![0i64; batch * seq];
     let mut real = vec![false; batch * seq];
     let mut segments = Vec::with_capacity(batch);
     for (b, row) in rows.iter().enumerate() {
-        for (t, (&x, &y)) in row.input().iter().zip(row.targets()).enumerate() {
+        let input = row.input();
+        for (t, (&x, y)) in input.iter().zip(row.iter_ids().skip(1)).enumerate() {
             ids[b * seq + t] = x as i64;
             targets[b * seq + t] = y as i64;
             real[b * seq + t] = true;
         }
-        let mut seg = reset.segments(row.input());
+        let mut seg = reset.segments(&input);
         seg.resize(seq, u32::MAX);
         segments.push(seg);
     }

@@ -25,7 +25,7 @@ pub type MakeBatch<B, O> = Arc<
 
 /// Target bytes of a group of rows.
 fn targets(rows: &[Row]) -> usize {
-    rows.iter().map(|r| r.targets().len()).sum()
+    rows.iter().map(Row::num_targets).sum()
 }
 
 /// The loader.
@@ -200,15 +200,7 @@ mod tests {
     use burn::backend::NdArray;
 
     fn loader(first_epoch: usize) -> EpochLoader<NdArray, usize> {
-        let groups: Vec<Vec<Row>> = (0..7)
-            .map(|i| {
-                vec![Row {
-                    document: i,
-                    index: i,
-                    ids: vec![1, 2],
-                }]
-            })
-            .collect();
+        let groups: Vec<Vec<Row>> = (0..7).map(|i| vec![Row::new(i, i, b"a", false)]).collect();
         let make: MakeBatch<NdArray, usize> = Arc::new(|rows, _, _| rows[0].index);
         EpochLoader::new(groups, make, 5, Some(3), first_epoch, Default::default())
     }
@@ -229,15 +221,9 @@ mod tests {
 
     #[test]
     fn batches_know_the_targets_of_their_step() {
-        // Group i holds one row of i + 2 ids, so i + 1 targets.
+        // Group i holds one row of i + 2 ids (BOS and i + 1 bytes), so i + 1 targets.
         let groups: Vec<Vec<Row>> = (0..5)
-            .map(|i| {
-                vec![Row {
-                    document: i,
-                    index: i,
-                    ids: vec![1; i + 2],
-                }]
-            })
+            .map(|i| vec![Row::new(i, i, &vec![b'x'; i + 1], false)])
             .collect();
         let make: MakeBatch<NdArray, (usize, usize)> =
             Arc::new(|rows, step, _| (rows[0].index, step));

@@ -54,18 +54,7 @@ fn rows(count: usize, len: usize) -> Result<Vec<Row>> {
     Ok((0..count)
         .map(|i| {
             let start = (i * 7919 * len) % (text.len() - len);
-            let ids = std::iter::once(blt_patching::BOS_ID)
-                .chain(
-                    text[start..start + len - 1]
-                        .iter()
-                        .map(|&b| blt_patching::byte_to_id(b)),
-                )
-                .collect();
-            Row {
-                document: i,
-                index: i,
-                ids,
-            }
+            Row::new(i, i, &text[start..start + len - 1], false)
         })
         .collect())
 }

@@ -50,6 +50,7 @@ pub fn load_rows(source: &str, config: &BltConfig, max_rows: usize) -> Result<Ve
             valid_fraction: 0.0,
             seed: 0,
         },
+        0,
     )
     .with_context(|| format!("loading {source}"))?;
     let mut rows = dataset.rows().to_vec();
@@ -63,8 +64,9 @@ pub fn load_rows(source: &str, config: &BltConfig, max_rows: usize) -> Result<Ve
     Ok(rows)
 }
 
-/// Evaluates `model` on `rows`, reporting the rows done to `progress` (the entropy pass first,
-/// for entropy patching, then the evaluation).
+/// Evaluates `model` on `rows`, `batch_size` rows at a time, reporting the rows done to
+/// `progress`. For entropy patching, each batch's entropies are computed just before it (one
+/// batch of them in memory at a time).
 pub fn evaluate<B: Backend>(
     model: &Blt<B>,
     entropy_model: Option<&EntropyModel<B>>,
@@ -74,28 +76,26 @@ pub fn evaluate<B: Backend>(
     device: &B::Device,
     progress: &dyn Progress,
 ) -> Result<EvalReport> {
-    let cache = match entropy_model {
-        Some(e) => {
-            let resets = config.entropy_resets();
-            let h = compute_entropies(e, rows, resets, batch_size.max(1), device, progress)?;
-            Some(Arc::new(EntropyCache::new(
-                rows,
-                "eval",
-                config.entropy_resets(),
-                h,
-            )?))
-        }
-        None => None,
+    let resets = config.entropy_resets();
+    let batcher_for = |chunk: &[Row]| -> Result<BltBatcher> {
+        let cache = match entropy_model {
+            Some(e) => {
+                let h = compute_entropies(e, chunk, resets, chunk.len(), device, &())?;
+                Some(Arc::new(EntropyCache::new(chunk, "eval", resets, h)?))
+            }
+            None => None,
+        };
+        let batcher = BltBatcher::new(config, cache)?;
+        batcher.check_rows(chunk)?;
+        Ok(batcher)
     };
-    let batcher = BltBatcher::new(config, cache)?;
-    batcher.check_rows(rows)?;
     let (mut loss, mut correct, mut conf, mut bytes) = (0.0f64, 0.0f64, 0.0f64, 0usize);
     let (mut min_conf, mut max_conf) = (f64::INFINITY, f64::NEG_INFINITY);
     let (mut positions, mut patches) = (0usize, 0usize);
     progress.start("eval", rows.len());
     let mut done = 0;
     for chunk in rows.chunks(batch_size.max(1)) {
-        let batch = batcher.try_batch::<B>(chunk, device)?;
+        let batch = batcher_for(chunk)?.try_batch::<B>(chunk, device)?;
         positions += batch.input.lengths.iter().sum::<usize>();
         patches += batch.input.patch_counts.iter().sum::<usize>();
         let logits = model.forward(&batch.input).logits;

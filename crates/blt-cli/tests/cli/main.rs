@@ -316,6 +316,7 @@ fn eval_bits_per_byte_match_the_model_api() {
             valid_fraction: 0.0,
             seed: 0,
         },
+        0,
     )
     .unwrap();
     let rows = &dataset.rows()[..6];

@@ -93,11 +93,11 @@ fn check_batch(
     for (b, row) in rows.iter().enumerate() {
         let input = row.input();
         let h = match config.patching {
-            PatchingKind::Entropy => Some(cache.unwrap().get(row.index).unwrap()),
+            PatchingKind::Entropy => Some(cache.unwrap().get(row.index).unwrap().into_owned()),
             _ => None,
         };
-        let p = patcher.patch(input, h).unwrap();
-        let grams = hasher.hash_ids(input);
+        let p = patcher.patch(&input, h.as_deref()).unwrap();
+        let grams = hasher.hash_ids(&input);
         for t in 0..seq {
             let at = b * seq + t;
             if t < input.len() {

@@ -46,18 +46,18 @@ proptest! {
             let mut targets = Vec::new();
             for row in rows {
                 prop_assert_eq!(row.document, d);
-                prop_assert_eq!(row.ids[0], BOS_ID);
-                prop_assert!(row.ids.len() >= 2 && row.ids.len() <= max_length);
-                prop_assert_eq!(row.input().len() + 1, row.ids.len());
+                prop_assert_eq!(row.ids()[0], BOS_ID);
+                prop_assert!(row.ids().len() >= 2 && row.ids().len() <= max_length);
+                prop_assert_eq!(row.input().len() + 1, row.ids().len());
                 prop_assert!(!row.input().contains(&EOS_ID));
-                targets.extend_from_slice(row.targets());
+                targets.extend_from_slice(&row.targets());
             }
             let mut expected = ByteTokenizer.encode(bytes, EncodeOptions::default());
             expected.push(EOS_ID);
             prop_assert_eq!(targets, expected);
             // Only the last row may be short.
             for row in &rows[..rows.len() - 1] {
-                prop_assert_eq!(row.ids.len(), max_length);
+                prop_assert_eq!(row.ids().len(), max_length);
             }
             seen_rows += rows.len();
         }
@@ -94,11 +94,11 @@ fn stats_match_hand_counts() {
         dataset
             .rows_of(0)
             .iter()
-            .map(|r| r.ids.clone())
+            .map(|r| r.ids())
             .collect::<Vec<_>>(),
         document_windows(b"exactly8", 4)
     );
-    assert_eq!(dataset.rows_of(2)[0].ids, vec![BOS_ID, 36, 36, 0xff + 4]);
+    assert_eq!(dataset.rows_of(2)[0].ids(), vec![BOS_ID, 36, 36, 0xff + 4]);
     assert!((stats.mean_document_bytes() - 49.0 / 3.0).abs() < 1e-12);
 }
 

@@ -194,18 +194,15 @@ pub fn train<B: AutodiffBackend>(
 /// The corpus of `config.data`, filtered and cut into rows of `training.max_sequence_length`.
 fn load_dataset(config: &RunConfig) -> Result<ByteDataset> {
     let t = &config.training;
-    let mut documents = DataSource::parse(&config.data.source)?.load()?;
-    if config.data.max_documents > 0 {
-        documents.truncate(config.data.max_documents);
-    }
-    ByteDataset::new(
-        documents,
+    ByteDataset::from_source(
+        &DataSource::parse(&config.data.source)?,
         DatasetConfig {
             min_length: t.min_text_length,
             max_length: t.max_sequence_length,
             valid_fraction: config.data.valid_fraction,
             seed: t.seed,
         },
+        config.data.max_documents,
     )
     .map_err(|e| match e {
         // Name the source: the data error alone does not know where the documents came from.

@@ -21,18 +21,12 @@ fn rows() -> Vec<Row> {
     TEXTS
         .iter()
         .enumerate()
-        .map(|(i, text)| Row {
-            document: i,
-            index: i,
-            ids: std::iter::once(1)
-                .chain(text.bytes().map(|b| u32::from(b) + 4))
-                .collect(),
-        })
+        .map(|(i, text)| Row::new(i, i, text.as_bytes(), false))
         .collect()
 }
 
 fn targets(rows: &[Row]) -> usize {
-    rows.iter().map(|r| r.targets().len()).sum()
+    rows.iter().map(Row::num_targets).sum()
 }
 
 struct Setup {
