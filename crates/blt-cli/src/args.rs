@@ -149,6 +149,11 @@ pub struct BenchArgs {
     /// Also write the JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Instead of the model benchmarks, measure the data pipeline's memory per corpus byte on
+    /// a synthetic corpus of this many MB (dataset, split, batches and the entropy cache; it
+    /// needs about five times that much free disk for the corpus and the cache file).
+    #[arg(long, value_name = "MB")]
+    pub corpus_mb: Option<usize>,
 }
 
 /// `train` options.

@@ -160,6 +160,23 @@ impl DataSource {
         Ok(documents)
     }
 
+    /// The bytes the documents take, when the file sizes say it (uncompressed files; JSONL
+    /// counts its syntax too); `None` for compressed files, the built-in corpus and hub
+    /// datasets. A hint for reserving memory once instead of growing it.
+    pub fn size_hint(&self) -> Option<u64> {
+        let Self::Files { path, pattern, .. } = self else {
+            return None;
+        };
+        let mut total = 0u64;
+        for file in files::matched(path, pattern.as_ref()).ok()? {
+            if file.extension().is_some_and(|e| e == "gz") {
+                return None;
+            }
+            total += std::fs::metadata(&file).ok()?.len();
+        }
+        Some(total)
+    }
+
     /// Hands the documents to `f` in order, reading one file at a time, and stops after
     /// `limit` documents (0: all of them; files after the limit are not read). Errors name the
     /// file (and the line, for JSONL).

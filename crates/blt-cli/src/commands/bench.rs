@@ -1,10 +1,7 @@
 //! `blt-cli bench` (run through `cargo xtask bench`): throughput of training, forward and
 //! generation on the `bench` config, peak memory and achieved FLOP/s, as JSON.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Instant,
-};
+use std::{path::Path, time::Instant};
 
 use anyhow::{Context, Result};
 use blt_data::{BltBatcher, Row};
@@ -348,6 +345,12 @@ fn batched_rates<B: Backend>(
 
 /// Runs the command.
 pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
+    if let Some(megabytes) = args.corpus_mb {
+        anyhow::ensure!(megabytes > 0, "--corpus-mb must be at least 1");
+        let mut report = super::bench_memory::corpus_memory(megabytes)?;
+        report["machine"] = machine();
+        return write_report(&report, args.out.as_deref());
+    }
     // The error names the file already.
     let config = RunConfig::load(&args.config)?;
     // Where the JSON goes is checked before minutes of measuring, not after.
@@ -375,11 +378,15 @@ pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
         )?;
     }
     report["peak_rss_bytes"] = json!(peak_rss());
-    let text = serde_json::to_string_pretty(&report)?;
+    write_report(&report, args.out.as_deref())
+}
+
+/// Prints the JSON and writes it to `out`.
+fn write_report(report: &Value, out: Option<&Path>) -> Result<()> {
+    let text = serde_json::to_string_pretty(report)?;
     println!("{text}");
-    if let Some(out) = args.out {
-        let out: PathBuf = out;
-        blt_core::fs::write_atomically(&out, text.as_bytes())
+    if let Some(out) = out {
+        blt_core::fs::write_atomically(out, text.as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(())
