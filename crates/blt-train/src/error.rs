@@ -38,6 +38,20 @@ pub enum TrainError {
         /// Where the checkpoints are.
         checkpoints: PathBuf,
     },
+    /// A checkpoint could not be written (a full disk, a file size limit, a permission); the
+    /// stage stopped there, and the newest complete checkpoint before it is kept.
+    #[error(
+        "the {stage} stage could not write a checkpoint in {checkpoints} ({reason}); make room \
+         and continue with --resume"
+    )]
+    Checkpoint {
+        /// Which model was training.
+        stage: &'static str,
+        /// Where the checkpoints are.
+        checkpoints: PathBuf,
+        /// Burn's checkpointer error.
+        reason: String,
+    },
     /// Patching or calibration failed.
     #[error(transparent)]
     Patching(#[from] blt_patching::PatchingError),

@@ -323,6 +323,14 @@ fn with_renderer<LC: LearningComponentsTypes>(
     }
 }
 
+/// Whether an interrupter message is one of Burn's checkpointer errors (`CheckpointerError`'s
+/// messages), which its asynchronous checkpointer reports by stopping the Learner.
+fn is_checkpointer_error(message: &str) -> bool {
+    ["I/O Error: ", "Recorder error: ", "Unknown error: "]
+        .iter()
+        .any(|prefix| message.starts_with(prefix))
+}
+
 /// After a stage's Learner returns: fails on a non-finite loss, else picks the best validation
 /// epoch among those with a checkpoint and loads its model into `template` (the last model
 /// when no epoch was validated).
@@ -343,6 +351,19 @@ where
             step,
             value,
             checkpoints: settings.dir.join("checkpoint"),
+        });
+    }
+    // Burn's checkpointer stops the Learner through the interrupter when a save fails, with
+    // its error as the message: that is a failure, not a user's stop.
+    if let Some(reason) = settings
+        .interrupter
+        .get_message()
+        .filter(|m| is_checkpointer_error(m))
+    {
+        return Err(TrainError::Checkpoint {
+            stage: settings.name,
+            checkpoints: settings.dir.join("checkpoint"),
+            reason,
         });
     }
     let checkpoints = settings.dir.join("checkpoint");

@@ -129,6 +129,45 @@ fn a_one_file_corpus_trains() {
     );
 }
 
+/// A full disk, simulated by a file size limit (`ulimit -f`, with SIGXFSZ ignored so that the
+/// write fails with EFBIG instead of killing the process): the first checkpoint that does not
+/// fit ends the run with one clean error, exit 1. A plain `--resume` once there is room
+/// finishes the run, and the model generates.
+#[cfg(unix)]
+#[test]
+fn a_full_disk_is_one_clean_error_and_the_run_resumes() {
+    let root = scratch_dir("disk-full");
+    let config = root.join("test.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let run = root.join("run");
+    // 1000 blocks: 512 KB under dash, 1 MB under bash. Everything of the entropy stage fits
+    // (its largest file is about 220 KB); the BLT stage's checkpoints (a 570 KB model and a
+    // 1.1 MB optimizer state) do not.
+    let out = output(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("trap '' XFSZ; ulimit -f 1000; exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_blt-cli"))
+            .args(["train", "--plain", "--config"])
+            .arg(&config)
+            .arg("--run-dir")
+            .arg(&run),
+    );
+    assert_one_line_error(out, "could not write a checkpoint");
+    assert!(run.join("entropy/model.toml").is_file(), "the entropy model is kept");
+    assert_ok(output(
+        cli()
+            .args(["train", "--plain", "--resume", "--run-dir"])
+            .arg(&run),
+    ));
+    let out = assert_ok(output(
+        cli()
+            .args(["generate", "--prompt", "And", "--max-bytes", "8", "--model"])
+            .arg(&run),
+    ));
+    assert!(!out.stdout.is_empty());
+}
+
 /// `--entropy-model` with settings other than the run's is refused before the run directory
 /// gets a config, and so is an entropy model for a run that does not patch by entropy.
 #[test]
