@@ -36,35 +36,60 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         "-q".into(),
         "bench".into(),
     ]);
-    cargo.extend([
+    let mut models = cargo.clone();
+    models.extend([
         "--config".into(),
         "configs/bench.toml".into(),
         "--out".into(),
         out.clone(),
     ]);
     if args.quick {
-        cargo.push("--quick".into());
+        models.push("--quick".into());
     }
     if args.skip_generation {
-        cargo.push("--skip-generation".into());
+        models.push("--skip-generation".into());
     }
-    let refs: Vec<&str> = cargo.iter().map(String::as_str).collect();
-    run("cargo", &refs)?;
-    let text = std::fs::read_to_string(crate::cmd::workspace_root().join(&out))
-        .with_context(|| format!("reading {out}"))?;
-    let mut report: serde_json::Value =
-        serde_json::from_str(&text).context("the bench wrote invalid JSON")?;
+    let mut report = run_json(&models, &out)?;
+    // The memory bench in a process of its own: peak resident memory is per process.
+    let corpus_mb = args.corpus_mb.unwrap_or(if args.quick { 16 } else { 1024 });
+    if corpus_mb > 0 {
+        let memory_out = format!("{out}.memory.json");
+        let mut memory = cargo;
+        memory.extend([
+            "--corpus-mb".into(),
+            corpus_mb.to_string(),
+            "--out".into(),
+            memory_out.clone(),
+        ]);
+        report["corpus_memory"] = run_json(&memory, &memory_out)?;
+        let _ = std::fs::remove_file(crate::cmd::workspace_root().join(&memory_out));
+        eprintln!(
+            "xtask bench: {corpus_mb} MB corpus, peak {:.2} bytes of RAM per corpus byte",
+            report["corpus_memory"]["peak_bytes_per_corpus_byte"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        );
+    }
     if let Some(python) = &args.peer {
         let peer = crate::peer::run_peer(python, &args.peer_script, !args.skip_generation)?;
         report["vs_peer"] = crate::peer::ratios(&report, &peer);
         report["peer"] = peer;
         eprintln!("xtask bench: ours / peer = {}", report["vs_peer"]);
-        std::fs::write(
-            crate::cmd::workspace_root().join(&out),
-            serde_json::to_string_pretty(&report)?,
-        )
-        .with_context(|| format!("writing {out}"))?;
     }
+    std::fs::write(
+        crate::cmd::workspace_root().join(&out),
+        serde_json::to_string_pretty(&report)?,
+    )
+    .with_context(|| format!("writing {out}"))?;
     eprintln!("xtask bench: JSON written to {out}");
     Ok(())
+}
+
+/// Runs `cargo ARGS` (a `blt-cli bench` that writes JSON to `out`) and reads the JSON.
+fn run_json(cargo: &[String], out: &str) -> Result<serde_json::Value> {
+    let refs: Vec<&str> = cargo.iter().map(String::as_str).collect();
+    run("cargo", &refs)?;
+    let text = std::fs::read_to_string(crate::cmd::workspace_root().join(out))
+        .with_context(|| format!("reading {out}"))?;
+    serde_json::from_str(&text).context("the bench wrote invalid JSON")
 }

@@ -117,4 +117,9 @@ pub struct BenchArgs {
     /// The peer benchmark script.
     #[arg(long, default_value = "../shared/peers/bench_torch.py")]
     pub peer_script: String,
+    /// Also measure the data pipeline's memory per corpus byte on a synthetic corpus of this
+    /// many MB, in a process of its own (`corpus_memory` in the JSON; 0 skips it). Default:
+    /// 1024, or 16 with `--quick`.
+    #[arg(long, value_name = "MB")]
+    pub corpus_mb: Option<usize>,
 }

@@ -1,10 +1,24 @@
 //! Diagnostics: tracing to stderr, one-line errors, terminal-aware byte output.
 
-use std::io::{IsTerminal, Write};
+use std::{
+    fs::File,
+    io::{IsTerminal, Write},
+    path::PathBuf,
+    sync::{Mutex, OnceLock},
+};
+
+use tracing_subscriber::{Layer, filter::filter_fn, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::args::GlobalArgs;
 
-/// Installs the tracing subscriber (stderr), with `-v`/`-q` moving the level.
+/// Where log lines go while a dashboard owns the terminal (see [`log_to_file_during_dashboards`]):
+/// the path, and the file once the first line opened it.
+static DASHBOARD_LOG: OnceLock<Mutex<(PathBuf, Option<File>)>> = OnceLock::new();
+
+/// Installs the tracing subscriber, with `-v`/`-q` moving the level: lines go to stderr, except
+/// while a training dashboard owns the terminal ([`blt_train::dashboard::is_on_screen`]), when
+/// they go to the file set by [`log_to_file_during_dashboards`] (or nowhere), so that no log
+/// line is drawn over the dashboard.
 pub fn init_tracing(global: &GlobalArgs) {
     let level = match (global.verbose, global.quiet) {
         (_, q) if q > 0 => "error",
@@ -15,13 +29,54 @@ pub fn init_tracing(global: &GlobalArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{level},burn=warn,cubecl=warn,wgpu=warn"))
     });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let terminal = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::stderr().is_terminal())
         .compact()
+        .with_filter(filter_fn(|_| !blt_train::dashboard::is_on_screen()));
+    let file = tracing_subscriber::fmt::layer()
+        .with_writer(|| DashboardLog)
+        .with_target(false)
+        .with_ansi(false)
+        .compact()
+        .with_filter(filter_fn(|_| blt_train::dashboard::is_on_screen()));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(terminal)
+        .with(file)
         .try_init();
+}
+
+/// Appends the log lines written while a dashboard is up to `path` (the run's `train.log`),
+/// opened at the first such line: a dashboard only starts once the run directory exists.
+pub fn log_to_file_during_dashboards(path: PathBuf) {
+    let _ = DASHBOARD_LOG.set(Mutex::new((path, None)));
+}
+
+/// A writer to the dashboard log file; lines are dropped when none is set or it cannot be
+/// opened (a log line must never fail the run).
+struct DashboardLog;
+
+impl Write for DashboardLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(log) = DASHBOARD_LOG.get() else {
+            return Ok(buf.len());
+        };
+        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        let (path, file) = &mut *log;
+        if file.is_none() {
+            *file = File::options().create(true).append(true).open(path).ok();
+        }
+        if let Some(file) = file {
+            let _ = file.write_all(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A command-line parsing error on one line: clap's message with its hints (possible values,

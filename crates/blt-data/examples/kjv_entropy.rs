@@ -65,16 +65,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let all = dataset.rows();
     let rows = &all[..limit.unwrap_or(all.len()).min(all.len())];
-    let cache = EntropyCache::load_or_compute(&path, "tiny-random", rows, resets, |rows| {
-        compute_entropies(
-            &model,
-            rows,
-            resets,
-            batch_rows,
-            &device,
-            &LogProgress::default(),
-        )
-    })?;
+    let cache = EntropyCache::load_or_compute(
+        &path,
+        "tiny-random",
+        rows,
+        resets,
+        &LogProgress::default(),
+        |rows| compute_entropies(&model, rows, resets, batch_rows, &device, &()),
+    )?;
     let computed = started.elapsed().as_secs_f64();
     let started = Instant::now();
     EntropyCache::load(&path, "tiny-random", rows, resets)?;
@@ -83,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "entropy cache: {} rows, {} values, batch_rows {batch_rows}, reset_context {reset}: \
          computed and saved in {computed:.1}s, reloaded in {reloaded:.2}s ({} bytes)",
         cache.len(),
-        cache.values().len(),
+        cache.num_values(),
         std::fs::metadata(&path)?.len()
     );
     Ok(())

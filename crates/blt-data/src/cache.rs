@@ -179,15 +179,7 @@ impl EntropyCache {
         resets: EntropyResets,
         entropies: Vec<Vec<f32>>,
     ) -> Result<Self> {
-        if entropies.len() != rows.len() {
-            return Err(DataError::InvalidConfig(format!(
-                "{} entropy vectors for {} rows",
-                entropies.len(),
-                rows.len()
-            )));
-        }
-        let lengths: Vec<usize> = entropies.iter().map(Vec::len).collect();
-        check_lengths(rows, &lengths)?;
+        let lengths = check_entropies(rows, &entropies)?;
         Ok(Self::assemble(
             rows,
             identity.to_string(),
@@ -462,15 +454,7 @@ impl EntropyCache {
                     });
                 }
                 let values = compute(block)?;
-                if values.len() != block.len() {
-                    return Err(DataError::InvalidConfig(format!(
-                        "{} entropy vectors for {} rows",
-                        values.len(),
-                        block.len()
-                    )));
-                }
-                let found: Vec<usize> = values.iter().map(Vec::len).collect();
-                check_lengths(block, &found)?;
+                check_entropies(block, &values)?;
                 for row in &values {
                     writer.values(row)?;
                 }
@@ -499,6 +483,21 @@ impl EntropyCache {
 /// The file's context-reset byte (see the format table).
 fn flags(resets: EntropyResets) -> u8 {
     u8::from(resets.at_newline) | (u8::from(!resets.at_eos) << 1)
+}
+
+/// One vector of entropies per row, each with one value per input position; returns their
+/// lengths.
+fn check_entropies(rows: &[Row], entropies: &[Vec<f32>]) -> Result<Vec<usize>> {
+    if entropies.len() != rows.len() {
+        return Err(DataError::InvalidConfig(format!(
+            "{} entropy vectors for {} rows",
+            entropies.len(),
+            rows.len()
+        )));
+    }
+    let lengths: Vec<usize> = entropies.iter().map(Vec::len).collect();
+    check_lengths(rows, &lengths)?;
+    Ok(lengths)
 }
 
 /// Every row needs one entropy per input position.

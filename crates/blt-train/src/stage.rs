@@ -279,15 +279,18 @@ where
         crate::checkpoint::remove_partial_files(&settings.dir);
         training = training.checkpoint(epoch);
     }
-    let training = with_renderer(training, &settings);
     tracing::info!(
         stage = settings.name,
         epochs,
         steps = settings.steps,
         "training"
     );
+    let on_screen = matches!(settings.dashboard, Dashboard::Tui | Dashboard::BurnTui)
+        .then(crate::dashboard::OnScreen::new);
+    let training = with_renderer(training, &settings);
     let result = training.launch(Learner::new(model, optim, schedule));
     drop(result.renderer);
+    drop(on_screen);
     let epochs = epoch_log.lock().expect("epoch log lock").clone();
     finish_stage(&settings, template, result.model, epochs, device)
 }

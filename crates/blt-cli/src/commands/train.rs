@@ -79,6 +79,8 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
     // dashboard's raw mode turns Ctrl-C into a key, which it handles the same way.)
     let stop = interrupter.clone();
     let _ = ctrlc::set_handler(move || stop.stop(Some("interrupted (Ctrl-C)")));
+    // Log lines while a dashboard is up go to the run's log file instead of over the screen.
+    crate::output::log_to_file_during_dashboards(run_dir.join("train.log"));
     let options = TrainOptions {
         resume: args.resume,
         entropy_model: args.entropy_model.clone(),

@@ -154,7 +154,10 @@ fn a_full_disk_is_one_clean_error_and_the_run_resumes() {
             .arg(&run),
     );
     assert_one_line_error(out, "could not write a checkpoint");
-    assert!(run.join("entropy/model.toml").is_file(), "the entropy model is kept");
+    assert!(
+        run.join("entropy/model.toml").is_file(),
+        "the entropy model is kept"
+    );
     assert_ok(output(
         cli()
             .args(["train", "--plain", "--resume", "--run-dir"])

@@ -39,6 +39,33 @@ use terminal::{DashboardTerminal, TerminalGuard};
 /// Frames per second at most.
 pub const REFRESH_HZ: u64 = 4;
 
+/// Whether a full-screen dashboard owns the terminal.
+static ON_SCREEN: AtomicBool = AtomicBool::new(false);
+
+/// Whether a full-screen dashboard (ours or Burn's TUI) owns the terminal now. A binary's log
+/// writer checks it and sends log lines elsewhere (blt-cli: the run's `train.log`) while it
+/// does, because a line written to the terminal would land inside the dashboard.
+pub fn is_on_screen() -> bool {
+    ON_SCREEN.load(Ordering::SeqCst)
+}
+
+/// Marks the terminal as owned by a dashboard until dropped (see [`is_on_screen`]).
+#[derive(Debug)]
+pub(crate) struct OnScreen(());
+
+impl OnScreen {
+    pub(crate) fn new() -> Self {
+        ON_SCREEN.store(true, Ordering::SeqCst);
+        Self(())
+    }
+}
+
+impl Drop for OnScreen {
+    fn drop(&mut self) {
+        ON_SCREEN.store(false, Ordering::SeqCst);
+    }
+}
+
 /// Longest sleep of the drawing thread, so that it notices the end of training promptly.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
 
