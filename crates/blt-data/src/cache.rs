@@ -76,6 +76,15 @@ enum Store {
     File { file: Mutex<File>, start: u64 },
 }
 
+impl Store {
+    fn file(file: File, start: u64) -> Self {
+        Self::File {
+            file: Mutex::new(file),
+            start,
+        }
+    }
+}
+
 /// Entropies (nats) for the input positions of a set of rows, looked up by row id.
 #[derive(Debug)]
 pub struct EntropyCache {
@@ -404,10 +413,7 @@ impl EntropyCache {
             resets,
             checksum,
             &lengths,
-            Store::File {
-                file: Mutex::new(file),
-                start,
-            },
+            Store::file(file, start),
         ))
     }
 
@@ -472,10 +478,7 @@ impl EntropyCache {
             resets,
             checksum,
             &lengths,
-            Store::File {
-                file: Mutex::new(file),
-                start,
-            },
+            Store::file(file, start),
         ))
     }
 }
