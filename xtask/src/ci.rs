@@ -6,10 +6,10 @@ use crate::{cmd::run, flags::CiArgs};
 
 /// Cargo features of the README's test command, and of every other CI build of `blt-cli` (so
 /// that they reuse the test build instead of building Burn again): `blt-train/wgpu` turns on
-/// `blt-model/wgpu`, which adds Burn's wgpu backend, blt-model's wgpu suite and blt-train's
-/// tiny run on wgpu. `blt-cli` itself is built without its `wgpu` feature: compiling its
-/// backend dispatch for wgpu as well would add minutes to CI and test nothing the two suites
-/// do not (clippy still checks that code).
+/// `blt-model/wgpu` (Burn's wgpu backend) and blt-train's wgpu suite: the layers, the model and
+/// a training step against ndarray, and the tiny run on wgpu. `blt-cli` itself is built without
+/// its `wgpu` feature: compiling its backend dispatch for wgpu as well would add minutes to CI
+/// and test nothing the suite does not (clippy still checks that code).
 pub const TEST_FEATURES: &str = "blt-train/wgpu";
 
 /// The README's test command: every crate's tests, and the wgpu tests on Vulkan's CPU adapter.

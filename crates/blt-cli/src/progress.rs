@@ -1,4 +1,5 @@
-//! Progress of the long commands (eval, calibrate, the entropy cache of a run): a bar with rate
+//! Progress of the long commands (eval, calibrate, the entropy cache of a run, importing and
+//! exporting checkpoints): a bar with rate
 //! and ETA on a terminal (indicatif), plain periodic lines on stderr otherwise, nothing with
 //! `-q`.
 
@@ -39,7 +40,7 @@ impl Progress for Bar {
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "{msg:>10} [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  ETA {eta}",
+                "{msg} [{bar:30}] {human_pos}/{human_len}  {per_sec}  ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
@@ -59,11 +60,7 @@ impl Progress for Bar {
         if let Some(bar) = lock(&self.bar).take() {
             bar.finish_and_clear();
             let seconds = bar.elapsed().as_secs_f64();
-            eprintln!(
-                "{}: {} rows in {seconds:.1}s",
-                bar.message(),
-                bar.position()
-            );
+            eprintln!("{}: {} in {seconds:.1}s", bar.message(), bar.position());
         }
     }
 }

@@ -42,6 +42,7 @@ pub mod kernels;
 
 pub mod mask;
 mod norm;
+pub mod progress;
 mod rope;
 
 pub use attention::{
@@ -52,6 +53,7 @@ pub use block::{TransformerBlock, TransformerBlockConfig};
 pub use error::CoreError;
 pub use ffn::{SwiGlu, SwiGluConfig, swiglu_hidden_size};
 pub use norm::{RmsNorm, RmsNormConfig};
+pub use progress::Progress;
 pub use rope::{Rope, RopeConfig};
 
 #[cfg(test)]

@@ -421,7 +421,7 @@ impl EntropyCache {
     /// context resets; otherwise computes it with `compute` (given a block of rows, returning
     /// one vector per row), writing each block to the file as it comes, and opens the result.
     /// A stale, corrupt or truncated file is reported with `tracing::warn!` and rebuilt, never
-    /// used. `progress` sees the rows done (task `"entropies"`), and its stop request ends the
+    /// used. `progress` sees the rows done (task `"entropy rows"`), and its stop request ends the
     /// computation between blocks with [`DataError::Interrupted`], leaving no file behind.
     pub fn load_or_compute(
         path: &Path,
@@ -450,7 +450,7 @@ impl EntropyCache {
             path,
             &header(&checksum, identity, resets, lengths.iter().copied()),
         )?;
-        progress.start("entropies", rows.len());
+        progress.start("entropy rows", rows.len());
         let written = (|| {
             for (b, block) in rows.chunks(BLOCK_ROWS).enumerate() {
                 if progress.should_stop() {

@@ -9,7 +9,14 @@
 //! of exactly one row. Long documents are split into windows, never truncated; a continuation
 //! row begins with BOS followed by the next bytes (no overlap, so no byte is predicted twice).
 
-use std::{ops::Range, sync::Arc};
+use std::{
+    borrow::Cow,
+    fs::File,
+    io::{BufWriter, Read, Seek, SeekFrom, Write},
+    ops::Range,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
 
 use blt_patching::{BOS_ID, EOS_ID, byte_to_id};
 use burn::data::dataset::Dataset;
@@ -17,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{DataError, Result},
+    files::DocumentSink,
     source::DataSource,
     split::{DataSplit, split_documents},
 };
@@ -108,9 +116,46 @@ pub struct Row {
     pub document: usize,
     /// Row id: its position in [`ByteDataset::rows`], stable for a given corpus and config.
     pub index: usize,
-    text: Arc<Vec<u8>>,
+    text: Arc<Text>,
     span: Range<usize>,
     ends_document: bool,
+}
+
+/// Where a dataset's bytes live.
+pub enum Storage {
+    /// In memory: about one byte of RAM per corpus byte.
+    Memory,
+    /// In an anonymous temporary file in this directory (removed by the system when the
+    /// process ends): the corpus never needs to fit in memory, and rows read their bytes when a
+    /// batch is built (the page cache keeps them warm).
+    TempFile(PathBuf),
+}
+
+/// The bytes of a dataset's kept documents, end to end.
+enum Text {
+    Memory(Vec<u8>),
+    File(Mutex<File>),
+}
+
+impl Text {
+    /// The bytes in `span`.
+    ///
+    /// # Panics
+    /// When the dataset's temporary file cannot be read back (it was written by this process
+    /// and is held open, so only a failing disk does that).
+    fn read(&self, span: Range<usize>) -> Cow<'_, [u8]> {
+        match self {
+            Self::Memory(bytes) => Cow::Borrowed(&bytes[span]),
+            Self::File(file) => {
+                let mut out = vec![0u8; span.len()];
+                let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+                file.seek(SeekFrom::Start(span.start as u64))
+                    .and_then(|_| file.read_exact(&mut out))
+                    .expect("the dataset's temporary file reads back");
+                Cow::Owned(out)
+            }
+        }
+    }
 }
 
 impl Row {
@@ -119,15 +164,16 @@ impl Row {
         Self {
             document,
             index,
-            text: Arc::new(bytes.to_vec()),
+            text: Arc::new(Text::Memory(bytes.to_vec())),
             span: 0..bytes.len(),
             ends_document,
         }
     }
 
-    /// The document bytes the row holds (after BOS, before any EOS).
-    pub fn bytes(&self) -> &[u8] {
-        &self.text[self.span.clone()]
+    /// The document bytes the row holds (after BOS, before any EOS); read from the dataset's
+    /// file when its bytes are stored on disk ([`Storage::TempFile`]).
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
+        self.text.read(self.span.clone())
     }
 
     /// Whether the row ends its document (its last id is EOS).
@@ -147,8 +193,10 @@ impl Row {
 
     /// The ids, one after another: BOS, `byte + 4` for each byte, EOS at a document's end.
     pub fn iter_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        let bytes = self.bytes();
+        let n = bytes.len();
         std::iter::once(BOS_ID)
-            .chain(self.bytes().iter().map(|&b| byte_to_id(b)))
+            .chain((0..n).map(move |i| byte_to_id(bytes[i])))
             .chain(self.ends_document.then_some(EOS_ID))
     }
 
@@ -238,37 +286,125 @@ pub struct ByteDataset {
     document_rows: Vec<Range<usize>>,
 }
 
-/// Documents filtered and cut into row spans over one growing byte buffer.
+/// The bytes being written: in memory, or appended to a temporary file.
+enum TextWriter {
+    Memory(Vec<u8>),
+    File(BufWriter<File>, usize),
+}
+
+impl TextWriter {
+    fn len(&self) -> usize {
+        match self {
+            Self::Memory(bytes) => bytes.len(),
+            Self::File(_, len) => *len,
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Self::Memory(text) => text.extend_from_slice(bytes),
+            Self::File(out, len) => {
+                out.write_all(bytes).map_err(spill_error)?;
+                *len += bytes.len();
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops everything from `len` on (a document the filters removed).
+    fn truncate(&mut self, len: usize) -> Result<()> {
+        match self {
+            Self::Memory(text) => text.truncate(len),
+            Self::File(out, written) => {
+                out.flush().map_err(spill_error)?;
+                let file = out.get_mut();
+                file.set_len(len as u64)
+                    .and_then(|()| file.seek(SeekFrom::Start(len as u64)).map(|_| ()))
+                    .map_err(spill_error)?;
+                *written = len;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Text> {
+        Ok(match self {
+            Self::Memory(mut text) => {
+                // Give back a reservation that overshot by more than an eighth (JSONL syntax,
+                // filtered documents); a small slack is not worth a reallocation.
+                if text.capacity() - text.len() > text.len() / 8 {
+                    text.shrink_to_fit();
+                }
+                Text::Memory(text)
+            }
+            Self::File(out, _) => Text::File(Mutex::new(
+                out.into_inner().map_err(|e| spill_error(e.into_error()))?,
+            )),
+        })
+    }
+}
+
+fn spill_error(e: std::io::Error) -> DataError {
+    DataError::io(
+        "writing the dataset's temporary file in",
+        std::env::temp_dir(),
+        e,
+    )
+}
+
+/// Documents filtered and cut into row spans as they stream in.
 struct Builder {
     config: DatasetConfig,
     stats: DatasetStats,
-    text: Vec<u8>,
+    text: TextWriter,
+    /// Where the current document starts in `text`, and whether it is blank so far.
+    document_start: usize,
+    blank: bool,
     /// (document, byte range in `text`, ends the document)
     spans: Vec<(usize, Range<usize>, bool)>,
     document_rows: Vec<Range<usize>>,
 }
 
-impl Builder {
-    fn push(&mut self, bytes: &[u8]) {
+impl DocumentSink for Builder {
+    fn begin(&mut self) {
+        self.document_start = self.text.len();
+        self.blank = true;
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.blank &= bytes.iter().all(u8::is_ascii_whitespace);
+        self.text.append(bytes)
+    }
+
+    fn end(&mut self) -> Result<()> {
         self.stats.initial_documents += 1;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        let offset = self.document_start;
+        let len = self.text.len() - offset;
+        if self.blank {
             self.stats.empty_removed += 1;
-            return;
+            return self.text.truncate(offset);
         }
-        if bytes.len() < self.config.min_length {
+        if len < self.config.min_length {
             self.stats.too_short_removed += 1;
-            return;
+            return self.text.truncate(offset);
         }
         let document = self.document_rows.len();
         let first = self.spans.len();
-        let offset = self.text.len();
-        self.text.extend_from_slice(bytes);
-        for (span, ends) in window_spans(bytes.len(), self.config.max_length) {
+        for (span, ends) in window_spans(len, self.config.max_length) {
             let span = offset + span.start..offset + span.end;
             self.spans.push((document, span, ends));
         }
         self.document_rows.push(first..self.spans.len());
-        self.stats.total_bytes += bytes.len();
+        self.stats.total_bytes += len;
+        Ok(())
+    }
+}
+
+impl Builder {
+    fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        self.begin();
+        self.append(bytes)?;
+        self.end()
     }
 
     fn finish(mut self) -> Result<ByteDataset> {
@@ -283,12 +419,8 @@ impl Builder {
                 min_length: self.config.min_length,
             });
         }
-        // Give back a reservation that overshot by more than an eighth (JSONL syntax, filtered
-        // documents); a small slack is not worth a reallocation.
-        if self.text.capacity() - self.text.len() > self.text.len() / 8 {
-            self.text.shrink_to_fit();
-        }
-        let text = Arc::new(self.text);
+        let on_disk = matches!(self.text, TextWriter::File(..));
+        let text = Arc::new(self.text.finish()?);
         let rows = self
             .spans
             .into_iter()
@@ -309,6 +441,7 @@ impl Builder {
             rows = stats.rows,
             total_bytes = stats.total_bytes,
             max_length = self.config.max_length,
+            on_disk,
             "built byte dataset"
         );
         Ok(ByteDataset {
@@ -327,41 +460,63 @@ impl ByteDataset {
         documents: impl IntoIterator<Item = Vec<u8>>,
         config: DatasetConfig,
     ) -> Result<Self> {
-        let mut builder = Self::builder(config)?;
+        let mut builder = Self::builder(config, Storage::Memory)?;
         for bytes in documents {
-            builder.push(&bytes);
+            builder.push(&bytes)?;
         }
         builder.finish()
     }
 
-    fn builder(config: DatasetConfig) -> Result<Builder> {
+    fn builder(config: DatasetConfig, storage: Storage) -> Result<Builder> {
         config.validate()?;
+        let text = match storage {
+            Storage::Memory => TextWriter::Memory(Vec::new()),
+            Storage::TempFile(dir) => {
+                let file = tempfile::tempfile_in(&dir)
+                    .map_err(|e| DataError::io("creating a temporary file in", &dir, e))?;
+                TextWriter::File(BufWriter::with_capacity(1 << 20, file), 0)
+            }
+        };
         Ok(Builder {
             config,
             stats: DatasetStats::default(),
-            text: Vec::new(),
+            text,
+            document_start: 0,
+            blank: true,
             spans: Vec::new(),
             document_rows: Vec::new(),
         })
     }
 
-    /// Reads `source` document by document (one file at a time, never the whole corpus at
-    /// once besides the dataset itself) and builds the dataset from its first `max_documents`
-    /// documents (all with 0).
+    /// Streams `source` into a dataset in memory, from its first `max_documents` documents
+    /// (all with 0): files are read a chunk or a JSONL line at a time, so memory holds the
+    /// dataset and little else.
     pub fn from_source(
         source: &DataSource,
         config: DatasetConfig,
         max_documents: usize,
     ) -> Result<Self> {
-        let mut builder = Self::builder(config)?;
+        Self::from_source_stored(source, config, max_documents, Storage::Memory)
+    }
+
+    /// [`from_source`](Self::from_source) keeping the bytes where `storage` says: with
+    /// [`Storage::TempFile`] a corpus larger than memory streams from its files into a
+    /// temporary file, and the dataset holds 48 bytes per row in memory.
+    pub fn from_source_stored(
+        source: &DataSource,
+        config: DatasetConfig,
+        max_documents: usize,
+        storage: Storage,
+    ) -> Result<Self> {
+        let mut builder = Self::builder(config, storage)?;
         // One allocation of the whole corpus instead of doublings, which would briefly hold
         // two copies of it.
-        if let Some(bytes) = source.size_hint().filter(|_| max_documents == 0) {
-            builder
-                .text
-                .reserve_exact(usize::try_from(bytes).unwrap_or(0));
+        if let (TextWriter::Memory(text), Some(bytes)) = (&mut builder.text, source.size_hint())
+            && max_documents == 0
+        {
+            text.reserve_exact(usize::try_from(bytes).unwrap_or(0));
         }
-        source.for_each_document(max_documents, |bytes| builder.push(&bytes))?;
+        source.stream(max_documents, &mut builder)?;
         builder.finish()
     }
 

@@ -21,7 +21,7 @@ use crate::{
 /// is in the order of `rows` and does not depend on `batch_rows`. Run it on an inner (not
 /// autodiff) backend.
 ///
-/// The rows done are reported to `progress` (task `"entropies"`; `&()` reports nothing,
+/// The rows done are reported to `progress` (task `"entropy rows"`; `&()` reports nothing,
 /// [`LogProgress`](crate::LogProgress) logs), which is asked before each forward pass whether to stop; the pass
 /// then gives up with [`DataError::Interrupted`]: a whole corpus takes minutes, and Ctrl-C
 /// should not have to wait for it.
@@ -48,7 +48,7 @@ pub fn compute_entropies<B: Backend>(
             });
         }
     }
-    progress.start("entropies", rows.len());
+    progress.start("entropy rows", rows.len());
     // Longest rows first; each row's entropies land at its index.
     let pass = || {
         let mut out = vec![Vec::new(); rows.len()];

@@ -3,7 +3,7 @@
 
 use std::{
     fs,
-    io::Read,
+    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
 };
 
@@ -85,69 +85,114 @@ pub(crate) fn is_jsonl(path: &Path) -> bool {
     name.ends_with(".jsonl") || name.ends_with(".jsonl.gz")
 }
 
-/// Reads a file's bytes, decompressing `*.gz`.
-pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let raw = fs::read(path).map_err(|e| DataError::io("reading", path, e))?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        let mut bytes = Vec::new();
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut bytes)
-            .map_err(|e| DataError::io("decompressing", path, e))?;
-        Ok(bytes)
-    } else {
-        Ok(raw)
-    }
+/// Receives documents as they are read: [`begin`](Self::begin), any number of
+/// [`append`](Self::append)s, then [`end`](Self::end).
+pub(crate) trait DocumentSink {
+    /// A document starts.
+    fn begin(&mut self);
+    /// The next bytes of the current document.
+    fn append(&mut self, bytes: &[u8]) -> Result<()>;
+    /// The current document is complete.
+    fn end(&mut self) -> Result<()>;
 }
 
-/// One file's documents: the whole file, or one per JSONL line.
-pub(crate) fn read_file(path: &Path, text_field: &str) -> Result<Vec<Vec<u8>>> {
-    let bytes = read_bytes(path)?;
-    if is_jsonl(path) {
-        parse_jsonl(path, &bytes, text_field)
-    } else {
-        Ok(vec![bytes])
-    }
-}
+/// Bytes read at a time from a plain file.
+const CHUNK: usize = 1 << 20;
 
-/// One document per non-blank line: the string `text_field` of the line's JSON object. Blank
-/// lines are skipped; anything else that is not such an object is an error naming the line.
-pub(crate) fn parse_jsonl(path: &Path, bytes: &[u8], text_field: &str) -> Result<Vec<Vec<u8>>> {
-    let mut documents = Vec::new();
-    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+/// Streams one file's documents into `sink`: the whole file as one document, or one per
+/// non-blank JSONL line (the string `text_field` of the line's object); `*.gz` files are
+/// decompressed on the way. At most `*left` documents are read, and `*left` counts down. Memory
+/// holds one chunk or one line at a time, so a file larger than memory streams through.
+pub(crate) fn stream_file(
+    path: &Path,
+    text_field: &str,
+    sink: &mut dyn DocumentSink,
+    left: &mut usize,
+) -> Result<()> {
+    if *left == 0 {
+        return Ok(());
+    }
+    let file = fs::File::open(path).map_err(|e| DataError::io("reading", path, e))?;
+    let gz = path.extension().is_some_and(|e| e == "gz");
+    let action = if gz { "decompressing" } else { "reading" };
+    let mut reader: Box<dyn BufRead> = if gz {
+        Box::new(BufReader::new(GzDecoder::new(BufReader::new(file))))
+    } else {
+        Box::new(BufReader::with_capacity(CHUNK, file))
+    };
+    if !is_jsonl(path) {
+        sink.begin();
+        let mut chunk = vec![0u8; CHUNK];
+        loop {
+            let n = reader
+                .read(&mut chunk)
+                .map_err(|e| DataError::io(action, path, e))?;
+            if n == 0 {
+                break;
+            }
+            sink.append(&chunk[..n])?;
         }
-        let line_no = i + 1;
-        let value: serde_json::Value =
-            serde_json::from_slice(line).map_err(|source| DataError::JsonLine {
-                path: path.to_path_buf(),
-                line: line_no,
-                source,
-            })?;
-        let field_error = |problem: String| DataError::JsonField {
+        *left -= 1;
+        return sink.end();
+    }
+    let mut line = Vec::new();
+    let mut line_no = 0;
+    while *left > 0 {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| DataError::io(action, path, e))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if let Some(text) = jsonl_text(path, line_no, &line, text_field)? {
+            sink.begin();
+            sink.append(text.as_bytes())?;
+            sink.end()?;
+            *left -= 1;
+        }
+    }
+    Ok(())
+}
+
+/// The document of one JSONL line: the string `text_field` of the line's JSON object, or
+/// `None` for a blank line; anything else is an error naming the line.
+fn jsonl_text(
+    path: &Path,
+    line_no: usize,
+    line: &[u8],
+    text_field: &str,
+) -> Result<Option<String>> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|source| DataError::JsonLine {
             path: path.to_path_buf(),
             line: line_no,
-            field: text_field.to_string(),
-            problem,
-        };
-        let serde_json::Value::Object(mut object) = value else {
-            return Err(field_error(format!(
-                "cannot be read: the line is {}, not an object",
-                json_kind(&value)
-            )));
-        };
-        match object.remove(text_field) {
-            Some(serde_json::Value::String(text)) => documents.push(text.into_bytes()),
-            Some(other) => {
-                return Err(field_error(format!(
-                    "is {}, not a string",
-                    json_kind(&other)
-                )));
-            }
-            None => return Err(field_error("is missing".into())),
-        }
+            source,
+        })?;
+    let field_error = |problem: String| DataError::JsonField {
+        path: path.to_path_buf(),
+        line: line_no,
+        field: text_field.to_string(),
+        problem,
+    };
+    let serde_json::Value::Object(mut object) = value else {
+        return Err(field_error(format!(
+            "cannot be read: the line is {}, not an object",
+            json_kind(&value)
+        )));
+    };
+    match object.remove(text_field) {
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(field_error(format!(
+            "is {}, not a string",
+            json_kind(&other)
+        ))),
+        None => Err(field_error("is missing".into())),
     }
-    Ok(documents)
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {

@@ -60,7 +60,7 @@ mod split;
 pub use batch::{BltBatch, BltBatcher};
 pub use builtin::{BuiltinCorpus, KJV_SHA256, split_chapters};
 pub use cache::{EntropyCache, rows_checksum};
-pub use dataset::{ByteDataset, DatasetConfig, DatasetStats, Row, document_windows};
+pub use dataset::{ByteDataset, DatasetConfig, DatasetStats, Row, Storage, document_windows};
 pub use entropy::compute_entropies;
 pub use error::{DataError, Result};
 pub use glob::GlobPattern;

@@ -1,36 +1,16 @@
-//! Watching a long pass over rows: how far it has come, and whether to stop.
-//!
-//! The library never draws anything: a pass reports to a [`Progress`], and the binary decides
-//! what that looks like (blt-cli draws a progress bar on a terminal and prints periodic lines
-//! otherwise). [`LogProgress`] reports through `tracing`, and `()` watches nothing.
+//! Progress as text: [`LineProgress`] turns the reports of a long pass ([`Progress`], from
+//! blt-core) into lines for a sink, and [`LogProgress`] sends them to `tracing`.
 
 use std::{
     sync::Mutex,
     time::{Duration, Instant},
 };
 
-/// Observes a long computation over a known number of items (rows). Every method has a default
-/// that does nothing, so an implementation overrides only what it needs.
-pub trait Progress: Sync {
-    /// The pass `task` begins, with `total` items to do.
-    fn start(&self, _task: &str, _total: usize) {}
-    /// `done` items of the pass are finished (a running count, not an increment).
-    fn update(&self, _done: usize) {}
-    /// The pass ended: finished, failed or stopped.
-    fn finish(&self) {}
-    /// Asked before each unit of work; `true` stops the pass, which then returns
-    /// [`DataError::Interrupted`](crate::DataError::Interrupted).
-    fn should_stop(&self) -> bool {
-        false
-    }
-}
-
-/// Watches nothing and never stops.
-impl Progress for () {}
+pub use blt_core::Progress;
 
 /// Progress as text lines handed to a sink: at most one per interval while the pass runs
-/// (`entropies: 120/400 rows (30%), 5.2 rows/s, about 53s left`), and one when it ends
-/// (`entropies: 400 rows in 77.1s`). [`LogProgress`] sends them to `tracing`; a binary can
+/// (`entropy rows: 120/400 (30%), 5.2/s, about 53s left`), and one when it ends
+/// (`entropy rows: 400 in 77.1s`). [`LogProgress`] sends them to `tracing`; a binary can
 /// print them.
 pub struct LineProgress<F> {
     interval: Duration,
@@ -56,7 +36,7 @@ impl LineState {
         let rate = self.done as f64 / seconds.max(1e-9);
         let left = self.total.saturating_sub(self.done) as f64 / rate.max(1e-9);
         format!(
-            "{}: {}/{} rows ({:.0}%), {rate:.1} rows/s, about {left:.0}s left",
+            "{}: {}/{} ({:.0}%), {rate:.1}/s, about {left:.0}s left",
             self.task,
             self.done,
             self.total,
@@ -66,7 +46,7 @@ impl LineState {
 
     fn ended(&self) -> String {
         let seconds = self.started.elapsed().as_secs_f64();
-        format!("{}: {} rows in {seconds:.1}s", self.task, self.done)
+        format!("{}: {} in {seconds:.1}s", self.task, self.done)
     }
 }
 
@@ -145,7 +125,7 @@ mod tests {
             lines.lock().unwrap().push(line.to_owned())
         });
         progress.update(1); // before a start: nothing to report
-        progress.start("entropies", 4);
+        progress.start("entropy rows", 4);
         progress.update(1);
         progress.update(4);
         progress.finish();
@@ -153,14 +133,14 @@ mod tests {
         let lines = lines.into_inner().unwrap();
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(
-            lines[0].starts_with("entropies: 1/4 rows (25%), "),
+            lines[0].starts_with("entropy rows: 1/4 (25%), "),
             "{lines:?}"
         );
         assert!(lines[0].ends_with("s left"), "{lines:?}");
         assert!(
-            lines[1].starts_with("entropies: 4/4 rows (100%)"),
+            lines[1].starts_with("entropy rows: 4/4 (100%)"),
             "{lines:?}"
         );
-        assert!(lines[2].starts_with("entropies: 4 rows in "), "{lines:?}");
+        assert!(lines[2].starts_with("entropy rows: 4 in "), "{lines:?}");
     }
 }

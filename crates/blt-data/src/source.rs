@@ -27,7 +27,7 @@ use std::{fmt, path::PathBuf};
 use crate::{
     builtin::BuiltinCorpus,
     error::{DataError, Result},
-    files,
+    files::{self, DocumentSink},
     glob::GlobPattern,
     hub::{self, HubDataset},
 };
@@ -155,9 +155,9 @@ impl DataSource {
 
     /// Reads every document. Errors name the file (and the line, for JSONL).
     pub fn load(&self) -> Result<Vec<Vec<u8>>> {
-        let mut documents = Vec::new();
-        self.for_each_document(0, |d| documents.push(d))?;
-        Ok(documents)
+        let mut collected = Collect::default();
+        self.stream(0, &mut collected)?;
+        Ok(collected.documents)
     }
 
     /// The bytes the documents take, when the file sizes say it (uncompressed files; JSONL
@@ -177,45 +177,64 @@ impl DataSource {
         Some(total)
     }
 
-    /// Hands the documents to `f` in order, reading one file at a time, and stops after
-    /// `limit` documents (0: all of them; files after the limit are not read). Errors name the
-    /// file (and the line, for JSONL).
-    pub fn for_each_document(&self, limit: usize, mut f: impl FnMut(Vec<u8>)) -> Result<()> {
-        let limit = if limit == 0 { usize::MAX } else { limit };
-        let mut count = 0;
-        let mut take = |documents: Vec<Vec<u8>>| {
-            for document in documents {
-                if count == limit {
-                    return false;
-                }
-                count += 1;
-                f(document);
+    /// Streams the documents into `sink` in order and stops after `limit` of them (0: all;
+    /// files after the limit are not opened). Files stream a chunk or a JSONL line at a time,
+    /// so neither a large file nor the corpus is ever held whole. Errors name the file (and the
+    /// line, for JSONL).
+    pub(crate) fn stream(&self, limit: usize, sink: &mut dyn DocumentSink) -> Result<()> {
+        let mut left = if limit == 0 { usize::MAX } else { limit };
+        let mut whole = |documents: Vec<Vec<u8>>, sink: &mut dyn DocumentSink| {
+            for document in documents.into_iter().take(left) {
+                sink.begin();
+                sink.append(&document)?;
+                sink.end()?;
+                left -= 1;
             }
-            count < limit
+            Ok::<_, DataError>(())
         };
         match self {
-            Self::Builtin(corpus) => {
-                take(corpus.documents()?);
-            }
+            Self::Builtin(corpus) => whole(corpus.documents()?, sink)?,
             Self::Hub {
                 dataset,
                 max_documents,
-            } => {
-                take(hub::load(*dataset, *max_documents)?);
-            }
+            } => whole(hub::load(*dataset, *max_documents)?, sink)?,
             Self::Files {
                 path,
                 pattern,
                 text_field,
             } => {
                 for file in files::matched(path, pattern.as_ref())? {
-                    if !take(files::read_file(&file, text_field)?) {
+                    files::stream_file(&file, text_field, sink, &mut left)?;
+                    if left == 0 {
                         break;
                     }
                 }
             }
         }
-        tracing::info!(source = %self, documents = count, "read corpus");
+        tracing::info!(source = %self, "read corpus");
+        Ok(())
+    }
+}
+
+/// Collects whole documents (for [`DataSource::load`]).
+#[derive(Default)]
+struct Collect {
+    documents: Vec<Vec<u8>>,
+}
+
+impl DocumentSink for Collect {
+    fn begin(&mut self) {
+        self.documents.push(Vec::new());
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Some(last) = self.documents.last_mut() {
+            last.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<()> {
         Ok(())
     }
 }

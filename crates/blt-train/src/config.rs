@@ -216,6 +216,11 @@ pub struct DataConfig {
     pub valid_fraction: f64,
     /// Use only the first this many documents (0: all). Default: 0.
     pub max_documents: usize,
+    /// Keep the corpus in memory (about one byte of RAM per corpus byte). `false` streams it
+    /// into an anonymous temporary file in `TMPDIR` (the system's temporary directory by
+    /// default) and reads each row when its batch is built, for corpora larger than memory.
+    /// Default: true.
+    pub in_memory: bool,
 }
 
 impl Default for DataConfig {
@@ -224,6 +229,7 @@ impl Default for DataConfig {
             source: "builtin:kjv".into(),
             valid_fraction: 0.05,
             max_documents: 0,
+            in_memory: true,
         }
     }
 }

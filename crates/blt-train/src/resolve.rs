@@ -28,6 +28,7 @@ pub const RESUMABLE_FIELDS: &[&str] = &[
     "training.eval_batches",
     "training.eval_batch_size",
     "data.source",
+    "data.in_memory",
 ];
 
 /// Settings given on the command line, applied over the config file.

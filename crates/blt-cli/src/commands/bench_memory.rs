@@ -3,12 +3,13 @@
 //! text files (King James chapters in a seeded order), builds the dataset and its split as a
 //! run does, then builds the entropy cache over every row with stand-in values (a real entropy
 //! model would take hours on a corpus this size; the cache's memory does not depend on its
-//! values) and reads every row's entropies back once, as an epoch does.
+//! values) and reads every row's ids and entropies back once, as an epoch does; with the
+//! corpus on disk (`data.in_memory = false`), then in memory.
 
 use std::{io::Write, path::Path, time::Instant};
 
 use anyhow::{Context, Result};
-use blt_data::{BuiltinCorpus, ByteDataset, DataSource, DatasetConfig, EntropyCache, Row};
+use blt_data::{BuiltinCorpus, ByteDataset, DataSource, DatasetConfig, EntropyCache, Row, Storage};
 use blt_model::EntropyResets;
 use serde_json::{Value, json};
 
@@ -53,24 +54,18 @@ fn write_corpus(dir: &Path, bytes: usize) -> Result<()> {
     Ok(())
 }
 
-/// Runs the measurement on `megabytes` MB and returns its JSON.
-pub fn corpus_memory(megabytes: usize) -> Result<Value> {
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let corpus = dir.path().join("corpus");
-    std::fs::create_dir_all(&corpus)?;
-    let bytes = megabytes << 20;
-    write_corpus(&corpus, bytes)?;
-    let (baseline, _) = rss();
-
+/// Builds the dataset from `corpus` with `storage` as a run does (rows, split, every row in a
+/// batch group), then its entropy cache with stand-in values, and reads every row's entropies
+/// once; returns the timings and the peak resident memory above `baseline` per corpus byte.
+fn pipeline(corpus: &Path, scratch: &Path, storage: Storage, baseline: u64) -> Result<Value> {
     let started = Instant::now();
     let source = DataSource::parse(&corpus.to_string_lossy())?;
     let config = DatasetConfig {
         max_length: 512,
         ..DatasetConfig::default()
     };
-    let dataset = ByteDataset::from_source(&source, config, 0)?;
+    let dataset = ByteDataset::from_source_stored(&source, config, 0, storage)?;
     let split = dataset.split();
-    // What a run's loaders hold: every training and validation row, grouped.
     let groups: Vec<Vec<Row>> = split
         .train
         .rows()
@@ -88,8 +83,9 @@ pub fn corpus_memory(megabytes: usize) -> Result<Value> {
         at_newline: false,
         at_eos: true,
     };
+    let cache_path = scratch.join("entropy_cache.bin");
     let cache = EntropyCache::load_or_compute(
-        &dir.path().join("entropy_cache.bin"),
+        &cache_path,
         "synthetic",
         dataset.rows(),
         resets,
@@ -98,12 +94,15 @@ pub fn corpus_memory(megabytes: usize) -> Result<Value> {
     )?;
     let cache_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let mut values = 0usize;
+    let (mut values, mut ids) = (0usize, 0usize);
     for row in groups.iter().flatten() {
         values += cache.get(row.index).map_or(0, |h| h.len());
+        ids += row.input().len();
     }
     let read_seconds = started.elapsed().as_secs_f64();
     let (_, peak) = rss();
+    let cache_file_bytes = std::fs::metadata(&cache_path)?.len();
+    std::fs::remove_file(&cache_path)?;
 
     let corpus_bytes = dataset.stats().total_bytes as f64;
     let per_byte = |peak: u64| peak.saturating_sub(baseline) as f64 / corpus_bytes;
@@ -111,12 +110,37 @@ pub fn corpus_memory(megabytes: usize) -> Result<Value> {
         "corpus_bytes": dataset.stats().total_bytes,
         "documents": dataset.num_documents(),
         "rows": dataset.rows().len(),
-        "baseline_rss_bytes": baseline,
         "dataset_seconds": dataset_seconds,
         "dataset_peak_bytes_per_corpus_byte": per_byte(dataset_peak),
         "entropy_cache_seconds": cache_seconds,
-        "entropy_cache_file_bytes": std::fs::metadata(dir.path().join("entropy_cache.bin"))?.len(),
-        "entropy_read_values_per_s": values as f64 / read_seconds.max(1e-9),
+        "entropy_cache_file_bytes": cache_file_bytes,
+        "epoch_read_seconds": read_seconds,
+        "epoch_read_values": values,
+        "epoch_read_ids": ids,
         "peak_bytes_per_corpus_byte": per_byte(peak),
+    }))
+}
+
+/// Runs the measurement on `megabytes` MB and returns its JSON: the dataset on disk first
+/// (`data.in_memory = false`), then in memory (peak resident memory only grows, so the
+/// smaller footprint is measured first).
+pub fn corpus_memory(megabytes: usize) -> Result<Value> {
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(&corpus)?;
+    write_corpus(&corpus, megabytes << 20)?;
+    let (baseline, _) = rss();
+    let on_disk = pipeline(
+        &corpus,
+        dir.path(),
+        Storage::TempFile(dir.path().to_path_buf()),
+        baseline,
+    )?;
+    let in_memory = pipeline(&corpus, dir.path(), Storage::Memory, baseline)?;
+    Ok(json!({
+        "baseline_rss_bytes": baseline,
+        "in_memory": in_memory,
+        "on_disk": on_disk,
+        "peak_bytes_per_corpus_byte": in_memory["peak_bytes_per_corpus_byte"],
     }))
 }

@@ -92,7 +92,7 @@ pub fn evaluate<B: Backend>(
     let (mut loss, mut correct, mut conf, mut bytes) = (0.0f64, 0.0f64, 0.0f64, 0usize);
     let (mut min_conf, mut max_conf) = (f64::INFINITY, f64::NEG_INFINITY);
     let (mut positions, mut patches) = (0usize, 0usize);
-    progress.start("eval", rows.len());
+    progress.start("eval rows", rows.len());
     let mut done = 0;
     for chunk in rows.chunks(batch_size.max(1)) {
         let batch = batcher_for(chunk)?.try_batch::<B>(chunk, device)?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use blt_model::{hf::export_hf, load_model};
+use blt_model::{hf::export_hf_with, load_model};
 use burn::tensor::backend::Backend;
 
 use crate::{
@@ -14,6 +14,7 @@ use crate::{
 struct ExportTask {
     model: PathBuf,
     out: PathBuf,
+    quiet: bool,
 }
 
 impl BackendTask for ExportTask {
@@ -22,11 +23,13 @@ impl BackendTask for ExportTask {
     fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
         let loaded = load_model::<B>(&self.model, &device)
             .with_context(|| format!("loading model {}", self.model.display()))?;
-        export_hf(
+        let progress = crate::progress::reporter(self.quiet);
+        export_hf_with(
             &self.out,
             &loaded.config,
             &loaded.model,
             loaded.entropy_model.as_ref(),
+            progress.as_ref(),
         )
         .with_context(|| format!("exporting to {}", self.out.display()))?;
         println!(
@@ -46,6 +49,7 @@ pub fn run(global: &GlobalArgs, args: ExportHfArgs) -> Result<()> {
         ExportTask {
             model: args.model,
             out: args.out,
+            quiet: global.quiet > 0,
         },
     )
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use blt_model::{ParameterCounts, hf::load_hf, save_model};
+use blt_model::{ParameterCounts, hf::load_hf_with, save_model};
 use burn::tensor::backend::Backend;
 
 use crate::{
@@ -14,13 +14,15 @@ use crate::{
 struct ImportTask {
     from: PathBuf,
     out: PathBuf,
+    quiet: bool,
 }
 
 impl BackendTask for ImportTask {
     type Output = ();
 
     fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
-        let loaded = load_hf::<B>(&self.from, &device)
+        let progress = crate::progress::reporter(self.quiet);
+        let loaded = load_hf_with::<B>(&self.from, &device, progress.as_ref())
             .with_context(|| format!("importing {}", self.from.display()))?;
         save_model(
             &self.out,
@@ -53,6 +55,7 @@ pub fn run(global: &GlobalArgs, args: ImportHfArgs) -> Result<()> {
         ImportTask {
             from: args.from,
             out: args.out,
+            quiet: global.quiet > 0,
         },
     )
 }

@@ -401,7 +401,7 @@ fn progress_sees_every_batch_and_a_stop_ends_the_pass_with_nothing_cached() {
     // A full pass reports every batch of two rows, then finishes.
     let full = Recorder::new(usize::MAX);
     compute_entropies(&model, &rows, newlines(false), 2, &device, &full).unwrap();
-    let mut expected = vec![format!("start entropies {n}")];
+    let mut expected = vec![format!("start entropy rows {n}")];
     expected.extend((1..=n.div_ceil(2)).map(|b| (2 * b).min(n).to_string()));
     expected.push("finish".into());
     assert_eq!(full.events(), expected);
@@ -465,7 +465,7 @@ fn a_large_cache_is_computed_block_by_block_and_read_from_its_file() {
     assert_eq!(blocks.take(), [256, 256, 88]);
     assert_eq!(
         progress.events(),
-        ["start entropies 600", "256", "512", "600", "finish"]
+        ["start entropy rows 600", "256", "512", "600", "finish"]
     );
     assert!(cache.is_on_disk());
     assert_eq!(

@@ -209,3 +209,66 @@ fn hub_sources_need_the_feature() {
         "{message}"
     );
 }
+
+/// A corpus streamed into a temporary file (`Storage::TempFile`, `data.in_memory = false`)
+/// gives exactly the dataset the in-memory one gives: the same rows (bytes, ids, documents,
+/// document ends), the same statistics and the same split, with the filtered documents rolled
+/// back from the file; and the document limit stops reading at the same place.
+#[test]
+fn a_corpus_on_disk_is_the_same_dataset_as_in_memory() {
+    use blt_data::Storage;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("corpus");
+    // Long enough to need several rows, next to documents the filters remove.
+    write(
+        &root.join("a.txt"),
+        "In the beginning. ".repeat(200).as_bytes(),
+    );
+    write(&root.join("b.txt"), b"  \n\t ");
+    write(&root.join("c.txt"), b"short");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all("and the earth was without form ".repeat(90).as_bytes())
+        .unwrap();
+    write(&root.join("d.txt.gz"), &gz.finish().unwrap());
+    write(
+        &root.join("e.jsonl"),
+        b"{\"text\": \"a first line that is long enough\"}\n\n{\"text\": \"  \"}\n{\"text\": \"tiny\"}\n{\"text\": \"the last line of the file, kept\"}\n",
+    );
+    let source = DataSource::parse(&format!("{}/**/*", root.display())).unwrap();
+    let config = DatasetConfig {
+        min_length: 10,
+        max_length: 64,
+        valid_fraction: 0.3,
+        seed: 3,
+    };
+    for limit in [0, 4] {
+        let memory = ByteDataset::from_source(&source, config.clone(), limit).unwrap();
+        let disk = ByteDataset::from_source_stored(
+            &source,
+            config.clone(),
+            limit,
+            Storage::TempFile(dir.path().to_path_buf()),
+        )
+        .unwrap();
+        assert_eq!(disk.stats(), memory.stats(), "limit {limit}");
+        assert_eq!(disk.rows(), memory.rows(), "limit {limit}");
+        for (d, m) in disk.rows().iter().zip(memory.rows()) {
+            assert_eq!(d.ids(), m.ids());
+        }
+        let (d, m) = (disk.split(), memory.split());
+        assert_eq!(d.train.row_indices(), m.train.row_indices());
+        assert_eq!(d.valid.row_indices(), m.valid.row_indices());
+    }
+    let all = ByteDataset::from_source(&source, config.clone(), 0).unwrap();
+    let stats = all.stats();
+    assert_eq!(stats.initial_documents, 8, "{stats:?}");
+    assert_eq!(
+        (stats.empty_removed, stats.too_short_removed),
+        (2, 2),
+        "{stats:?}"
+    );
+    // The limit counts documents read, kept or not: a.txt, b.txt, c.txt and d.txt.gz.
+    let first_four = ByteDataset::from_source(&source, config, 4).unwrap();
+    assert_eq!(first_four.stats().initial_documents, 4);
+    assert_eq!(first_four.num_documents(), 2);
+}

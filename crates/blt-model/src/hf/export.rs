@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::{
     CONFIG_FILE, SINGLE_FILE,
     names::{self, Visitor},
-    safetensors::write_f32,
+    safetensors::write_f32_with,
 };
 use crate::{
     blt::Blt,
@@ -218,6 +218,17 @@ pub fn export_hf<B: Backend>(
     model: &Blt<B>,
     entropy_model: Option<&EntropyModel<B>>,
 ) -> Result<()> {
+    export_hf_with(dir, config, model, entropy_model, &())
+}
+
+/// [`export_hf`] reporting the tensors written to `progress` (task `"tensors written"`).
+pub fn export_hf_with<B: Backend>(
+    dir: &Path,
+    config: &BltConfig,
+    model: &Blt<B>,
+    entropy_model: Option<&EntropyModel<B>>,
+    progress: &dyn blt_core::Progress,
+) -> Result<()> {
     check_exportable(config, entropy_model.is_some())?;
     let mut collector = Collector {
         tensors: Vec::new(),
@@ -232,7 +243,7 @@ pub fn export_hf<B: Backend>(
         names::patcher::<B>(&mut collector, &mut entropy.clone())?;
     }
     std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-    write_f32(&dir.join(SINGLE_FILE), &collector.tensors)?;
+    write_f32_with(&dir.join(SINGLE_FILE), &collector.tensors, progress)?;
     let text = serde_json::to_string_pretty(&hf_config_json(config, entropy_model.is_some()))
         .expect("the config serialises");
     let path = dir.join(CONFIG_FILE);

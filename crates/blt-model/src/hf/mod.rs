@@ -18,9 +18,9 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 
 pub use config::HfBltConfig;
-pub use export::{export_hf, hf_config_json};
+pub use export::{export_hf, export_hf_with, hf_config_json};
 pub use reference::{ReferenceRow, max_logit_diffs, parse_reference};
-pub use safetensors::{Checkpoint, HostTensor, INDEX_FILE, SINGLE_FILE, write_f32};
+pub use safetensors::{Checkpoint, HostTensor, INDEX_FILE, SINGLE_FILE, write_f32, write_f32_with};
 
 use crate::{
     blt::Blt,
@@ -44,12 +44,44 @@ pub fn read_hf_config(dir: &Path) -> Result<(HfBltConfig, crate::BltConfig)> {
 /// Loads a Hugging Face BLT directory: the model, and the entropy model when the checkpoint
 /// has a patcher (`model.patcher.*`).
 pub fn load_hf<B: Backend>(dir: &Path, device: &B::Device) -> Result<LoadedModel<B>> {
+    load_hf_with(dir, device, &())
+}
+
+/// [`load_hf`] reporting the tensors read to `progress` (task `"tensors read"`; BLT-1B has
+/// hundreds, gigabytes in all).
+pub fn load_hf_with<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+    progress: &dyn blt_core::Progress,
+) -> Result<LoadedModel<B>> {
     let (hf, config) = read_hf_config(dir)?;
     let mut ckpt = Checkpoint::open(dir)?;
+    progress.start("tensors read", ckpt.names().count());
+    let loaded = load_checkpoint(&hf, config, &mut ckpt, device, progress);
+    progress.finish();
+    let loaded = loaded?;
+    tracing::info!(
+        dir = %dir.display(),
+        patcher = loaded.entropy_model.is_some(),
+        "imported a Hugging Face BLT"
+    );
+    Ok(loaded)
+}
+
+/// The model (and patcher) of an opened checkpoint; every tensor must be read.
+fn load_checkpoint<B: Backend>(
+    hf: &HfBltConfig,
+    config: crate::BltConfig,
+    ckpt: &mut Checkpoint,
+    device: &B::Device,
+    progress: &dyn blt_core::Progress,
+) -> Result<LoadedModel<B>> {
     let mut model = Blt::new(&config, device)?;
     let mut loader = weights::Loader::<B> {
-        ckpt: &mut ckpt,
+        ckpt,
         device,
+        progress,
+        read: 0,
     };
     loader.blt(&mut model, hf.tie_word_embeddings())?;
     let has_patcher = hf.has_patcher() && loader.ckpt.contains("model.patcher.embed_tokens.weight");
@@ -72,11 +104,6 @@ pub fn load_hf<B: Backend>(dir: &Path, device: &B::Device) -> Result<LoadedModel
             ),
         });
     }
-    tracing::info!(
-        dir = %dir.display(),
-        patcher = entropy_model.is_some(),
-        "imported a Hugging Face BLT"
-    );
     Ok(LoadedModel {
         config,
         model,

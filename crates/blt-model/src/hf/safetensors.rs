@@ -10,7 +10,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs::File,
-    io::{Read, Seek, SeekFrom},
+    io::{Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
 };
 
@@ -287,6 +287,16 @@ fn f16_to_f32(h: u16) -> f32 {
 /// Writes `tensors` (name, values, shape) as one f32 safetensors file, through a temporary
 /// file renamed into place, so a failed write leaves no partial file under `path`.
 pub fn write_f32(path: &Path, tensors: &[(String, Vec<f32>, Vec<usize>)]) -> Result<()> {
+    write_f32_with(path, tensors, &())
+}
+
+/// [`write_f32`] reporting the tensors written to `progress` (task `"tensors written"`). The
+/// file is written a tensor at a time, never assembled in memory.
+pub fn write_f32_with(
+    path: &Path,
+    tensors: &[(String, Vec<f32>, Vec<usize>)],
+    progress: &dyn blt_core::Progress,
+) -> Result<()> {
     let mut header = serde_json::Map::new();
     let mut offset = 0u64;
     for (name, values, shape) in tensors {
@@ -302,15 +312,26 @@ pub fn write_f32(path: &Path, tensors: &[(String, Vec<f32>, Vec<usize>)]) -> Res
     while !(8 + text.len()).is_multiple_of(8) {
         text.push(b' ');
     }
-    let mut out = Vec::with_capacity(8 + text.len() + offset as usize);
-    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-    out.extend_from_slice(&text);
-    for (_, values, _) in tensors {
-        for v in values {
-            out.extend_from_slice(&v.to_le_bytes());
+    let tmp = blt_core::fs::temp_path(path);
+    progress.start("tensors written", tensors.len());
+    let written = (|| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        out.write_all(&(text.len() as u64).to_le_bytes())?;
+        out.write_all(&text)?;
+        for (i, (_, values, _)) in tensors.iter().enumerate() {
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            out.write_all(&bytes)?;
+            progress.update(i + 1);
         }
+        out.into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
+        blt_core::fs::commit(&tmp, path)
+    })();
+    progress.finish();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    blt_core::fs::write_atomically(path, &out).map_err(io_err("writing", path))
+    written.map_err(io_err("writing", path))
 }
 
 #[cfg(test)]

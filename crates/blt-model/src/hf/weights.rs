@@ -20,6 +20,9 @@ use crate::{
 pub(super) struct Loader<'a, B: Backend> {
     pub ckpt: &'a mut Checkpoint,
     pub device: &'a B::Device,
+    /// Sees the tensors read so far.
+    pub progress: &'a dyn blt_core::Progress,
+    pub read: usize,
 }
 
 impl<B: Backend> Loader<'_, B> {
@@ -35,7 +38,10 @@ impl<B: Backend> Loader<'_, B> {
                 ),
             });
         }
-        self.ckpt.take(name)
+        let tensor = self.ckpt.take(name)?;
+        self.read += 1;
+        self.progress.update(self.read);
+        Ok(tensor)
     }
 
     fn matrix(&self, t: HostTensor) -> Tensor<B, 2> {

@@ -7,13 +7,36 @@ use std::path::{Path, PathBuf};
 use blt_model::{
     BltInput, RowPreparer,
     hf::{
-        Checkpoint, SINGLE_FILE, export_hf, load_hf, max_logit_diffs, parse_reference, write_f32,
+        Checkpoint, SINGLE_FILE, export_hf, export_hf_with, load_hf, load_hf_with, max_logit_diffs,
+        parse_reference, write_f32,
     },
 };
 use burn::backend::NdArray;
 use serde_json::Value;
 
 type B = NdArray;
+
+/// Records a pass's total, its running counts and whether it finished.
+#[derive(Default)]
+struct Counter(std::sync::Mutex<(usize, Vec<usize>, bool)>);
+
+impl Counter {
+    fn seen(&self) -> (usize, Vec<usize>, bool) {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl blt_core::Progress for Counter {
+    fn start(&self, _task: &str, total: usize) {
+        self.0.lock().unwrap().0 = total;
+    }
+    fn update(&self, done: usize) {
+        self.0.lock().unwrap().1.push(done);
+    }
+    fn finish(&self) {
+        self.0.lock().unwrap().2 = true;
+    }
+}
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny")
@@ -291,15 +314,22 @@ fn checkpoints_that_do_not_fit_are_refused_with_the_tensor_or_field_named() {
 #[test]
 fn export_writes_back_the_checkpoint_it_imported() {
     let device = Default::default();
-    let loaded = load_hf::<B>(&fixture(), &device).unwrap();
+    // Both directions report every tensor, in order, then the end.
+    let read = Counter::default();
+    let loaded = load_hf_with::<B>(&fixture(), &device, &read).unwrap();
+    let tensors = Checkpoint::open(&fixture()).unwrap().names().count();
+    assert_eq!(read.seen(), (tensors, (1..=tensors).collect(), true));
     let dir = tempfile::tempdir().unwrap();
-    export_hf(
+    let written = Counter::default();
+    export_hf_with(
         dir.path(),
         &loaded.config,
         &loaded.model,
         loaded.entropy_model.as_ref(),
+        &written,
     )
     .unwrap();
+    assert_eq!(written.seen(), (tensors, (1..=tensors).collect(), true));
     // Every tensor comes back under its name, with its shape and its exact values.
     let mut original = Checkpoint::open(&fixture()).unwrap();
     let mut exported = Checkpoint::open(dir.path()).unwrap();

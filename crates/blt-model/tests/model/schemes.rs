@@ -1,5 +1,5 @@
 //! Every patching scheme as a test config, with entropy thresholds that fall between the model's
-//! own entropies (shared by the model tests and the wgpu suite).
+//! own entropies (shared by the model tests and blt-train's wgpu suite).
 
 use super::common;
 

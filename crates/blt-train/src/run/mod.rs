@@ -14,7 +14,7 @@ use std::{
     time::Instant,
 };
 
-use blt_data::{ByteDataset, DataSource, DatasetConfig, LogProgress, Progress};
+use blt_data::{ByteDataset, DataSource, DatasetConfig, LogProgress, Progress, Storage};
 use blt_model::{FlopsPerByte, ParameterCounts, PatchingKind, save_model};
 use burn::{data::dataset::Dataset, tensor::backend::AutodiffBackend, train::Interrupter};
 
@@ -194,7 +194,12 @@ pub fn train<B: AutodiffBackend>(
 /// The corpus of `config.data`, filtered and cut into rows of `training.max_sequence_length`.
 fn load_dataset(config: &RunConfig) -> Result<ByteDataset> {
     let t = &config.training;
-    ByteDataset::from_source(
+    let storage = if config.data.in_memory {
+        Storage::Memory
+    } else {
+        Storage::TempFile(std::env::temp_dir())
+    };
+    ByteDataset::from_source_stored(
         &DataSource::parse(&config.data.source)?,
         DatasetConfig {
             min_length: t.min_text_length,
@@ -203,6 +208,7 @@ fn load_dataset(config: &RunConfig) -> Result<ByteDataset> {
             seed: t.seed,
         },
         config.data.max_documents,
+        storage,
     )
     .map_err(|e| match e {
         // Name the source: the data error alone does not know where the documents came from.

@@ -2,39 +2,21 @@
 //! CPU adapter (Mesa's lavapipe), then generation from the saved model on wgpu: the code path
 //! of `cargo xtask train --backend wgpu` and `blt-cli --backend wgpu generate`, shortened to
 //! 10 entropy-model steps and 10 BLT steps on 12 chapters (each new shape compiles its kernels
-//! on the CPU adapter). blt-model's `wgpu` suite checks the same kernels against ndarray, op by op.
-//!
-//! Built with the `wgpu` feature (`cargo test --workspace --features blt-train/wgpu`, which
-//! CI runs). Without a Vulkan driver the test fails and says what to install.
-#![allow(clippy::print_stderr)]
+//! on the CPU adapter). The other modules check the same kernels against ndarray, op by op.
 
 use std::path::Path;
 
 use blt_model::{DecodeMode, GenerationConfig, Generator, SamplingConfig, StopReason};
 use blt_train::{Dashboard, RunConfig, TrainOptions};
-use burn::backend::{Autodiff, Wgpu, wgpu::WgpuDevice};
-use burn::tensor::Tensor;
+use burn::backend::{Autodiff, Wgpu};
 use burn::train::Interrupter;
 
-/// The CPU adapter, checked once: without one the test fails with what to install.
-fn cpu_adapter() -> WgpuDevice {
-    let device = WgpuDevice::Cpu;
-    let sum = std::panic::catch_unwind(|| {
-        let x = Tensor::<Wgpu, 1>::from_floats([1.0, 2.0, 3.0], &device);
-        (x.clone() * x).sum().into_scalar()
-    });
-    match sum {
-        Ok(14.0) => device,
-        other => panic!(
-            "no usable Vulkan CPU adapter ({other:?}); install Mesa's lavapipe \
-             (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`)"
-        ),
-    }
-}
+use super::backends::{exclusive, gpu};
 
 #[test]
 fn tiny_preset_trains_and_generates_on_wgpu() {
-    let device = cpu_adapter();
+    let _device_lock = exclusive();
+    let device = gpu();
     let preset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml");
     let mut config = RunConfig::load(&preset).expect("configs/tiny.toml loads");
     config.training.entropy_steps = 10;
