@@ -105,7 +105,7 @@ pub use renderer::{Dashboard, PlainRenderer, stdout_is_terminal};
 pub use resolve::{RESUMABLE_FIELDS, RunOverrides, resume_config};
 pub use run::{
     ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, RunSummary, SUMMARY_FILE, Stage, StopAfter, TrainOptions,
-    stage_summaries, train,
+    train,
 };
 pub use schedule::{ScheduleError, WarmupCosine, WarmupCosineConfig};
 pub use step::{BltTrainStep, ByteLmBatch, EntropyTrainStep, StepBatch, StepWatch};

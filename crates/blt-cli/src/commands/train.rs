@@ -98,9 +98,7 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
             options,
         },
     )?;
-    for (stage, table) in blt_train::stage_summaries(&run_dir) {
-        println!("stage {stage}:\n{table}");
-    }
+    println!("{}", summary.stage_tables());
     let blt = summary.blt_stage.epochs.last();
     eprintln!(
         "trained in {:.0}s on {}: {} steps, valid bits/byte {}, mean patch length {:.2}; model in {}",

@@ -19,7 +19,7 @@ use blt_model::{FlopsPerByte, ParameterCounts, PatchingKind, save_model};
 use burn::{data::dataset::Dataset, tensor::backend::AutodiffBackend, train::Interrupter};
 
 pub use dir::{ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, SUMMARY_FILE};
-pub use summary::{RunSummary, stage_summaries};
+pub use summary::RunSummary;
 
 use crate::{
     batches::loaders_groups,

@@ -6,32 +6,17 @@ use std::{
 };
 
 use blt_model::{Blt, BltConfig, ParameterCounts};
-use burn::{tensor::backend::Backend, train::LearnerSummary};
+use burn::tensor::backend::Backend;
 use serde::Serialize;
 
 use super::{
     TrainOptions,
-    dir::{BLT_STAGE_DIR, ENTROPY_STAGE_DIR, SUMMARY_FILE, io_error},
+    dir::{SUMMARY_FILE, io_error},
 };
-use crate::{error::Result, metrics::STAGE_METRICS, stage::StageOutcome};
-
-/// Burn's learner summary of each stage trained in `run_dir` (the entropy model, then the
-/// BLT), read from the stages' metric logs: every epoch of every session, with each metric's
-/// minimum and maximum and their epochs. A binary prints them when the run ends, whatever
-/// the dashboard. Stages without logs (an entropy model reused from elsewhere) are left out,
-/// and so are metrics without a finite value (the entropy model has no patches).
-pub fn stage_summaries(run_dir: &Path) -> Vec<(&'static str, LearnerSummary)> {
-    [("entropy", ENTROPY_STAGE_DIR), ("blt", BLT_STAGE_DIR)]
-        .into_iter()
-        .filter_map(|(stage, dir)| {
-            let mut summary = LearnerSummary::new(run_dir.join(dir), &STAGE_METRICS).ok()?;
-            for split in [&mut summary.metrics.train, &mut summary.metrics.valid] {
-                split.retain(|m| m.entries.iter().any(|e| e.value.is_finite()));
-            }
-            Some((stage, summary))
-        })
-        .collect()
-}
+use crate::{
+    error::Result,
+    stage::{EpochMetrics, StageOutcome},
+};
 
 /// The final report of a run (also written to `summary.json`).
 #[derive(Debug, Clone, Serialize)]
@@ -102,4 +87,68 @@ pub(super) fn interrupted_summary<B: Backend>(
     };
     write_summary(&summary)?;
     Ok(summary)
+}
+
+impl StageOutcome {
+    /// The stage's metrics over its epochs (every session of a resumed run) as a table in the
+    /// layout of Burn's learner summary: each metric's lowest and highest epoch value and the
+    /// epoch it came from. Built from the values the run recorded in-process at each epoch's
+    /// end, so it never races Burn's asynchronous metric log writers (whose files can still
+    /// be filling when the Learner returns). Metrics no epoch recorded are left out.
+    pub fn summary_table(&self, stage: &str) -> String {
+        type Field = fn(&EpochMetrics) -> Option<f64>;
+        let rows: [(&str, &str, Field); 6] = [
+            ("Train", "Loss", |e| e.train_loss),
+            ("Train", "Bytes per second", |e| e.train_bytes_per_second),
+            ("Valid", "Loss", |e| e.valid_loss),
+            ("Valid", "Bits per byte", |e| e.valid_bits_per_byte),
+            ("Valid", "Accuracy", |e| e.valid_accuracy),
+            ("Valid", "Patch length", |e| e.valid_patch_length),
+        ];
+        let mut text = format!(
+            "stage {stage}: {} epochs\n| Split | Metric           | Min.       | Epoch | Max.       | Epoch |\n|-------|------------------|------------|-------|------------|-------|\n",
+            self.epochs.len()
+        );
+        for (split, name, field) in rows {
+            let values = self
+                .epochs
+                .iter()
+                .filter_map(|e| field(e).filter(|v| v.is_finite()).map(|v| (e.epoch, v)));
+            let Some((low, high)) =
+                values.fold(None, |acc: Option<((usize, f64), (usize, f64))>, x| {
+                    Some(match acc {
+                        None => (x, x),
+                        Some((lo, hi)) => (
+                            if x.1 < lo.1 { x } else { lo },
+                            if x.1 > hi.1 { x } else { hi },
+                        ),
+                    })
+                })
+            else {
+                continue;
+            };
+            text.push_str(&format!(
+                "| {split} | {name:<16} | {:<10} | {:<5} | {:<10} | {:<5} |\n",
+                crate::metrics::format_value(low.1),
+                low.0,
+                crate::metrics::format_value(high.1),
+                high.0
+            ));
+        }
+        text
+    }
+}
+
+impl RunSummary {
+    /// [`StageOutcome::summary_table`] of each stage trained (the entropy model's when this run
+    /// trained one, then the BLT's), for a binary to print when the run ends.
+    pub fn stage_tables(&self) -> String {
+        let mut text = String::new();
+        if let Some(entropy) = &self.entropy_stage {
+            text.push_str(&entropy.summary_table("entropy"));
+            text.push('\n');
+        }
+        text.push_str(&self.blt_stage.summary_table("blt"));
+        text
+    }
 }
