@@ -1,7 +1,6 @@
 //! Progress of the long commands (eval, calibrate, the entropy cache of a run, importing and
-//! exporting checkpoints): a bar with rate
-//! and ETA on a terminal (indicatif), plain periodic lines on stderr otherwise, nothing with
-//! `-q`.
+//! exporting checkpoints): a bar with rate and ETA on a terminal (indicatif), plain periodic
+//! lines on stderr otherwise, nothing with `-q`.
 
 use std::{
     io::IsTerminal,
