@@ -120,6 +120,12 @@ impl BltBatcher {
     /// Checks that a row can be batched: it has a target, fits `max_position_embeddings`, and
     /// has cached entropies when patching needs them.
     pub fn check_row(&self, row: &Row) -> Result<()> {
+        self.check_shape(row)?;
+        self.row_entropies(row).map(|_| ())
+    }
+
+    /// The checks of [`check_row`](Self::check_row) that read no entropies.
+    fn check_shape(&self, row: &Row) -> Result<()> {
         let invalid = |reason: String| DataError::InvalidRow {
             row: row.index,
             reason,
@@ -134,7 +140,7 @@ impl BltBatcher {
                 self.config.max_position_embeddings
             )));
         }
-        self.row_entropies(row).map(|_| ())
+        Ok(())
     }
 
     /// Checks every row (see [`check_row`](Self::check_row)); run it on a dataset before
@@ -145,7 +151,9 @@ impl BltBatcher {
 
     /// Hashes and patches one row's input (`ids[..n − 1]`).
     pub fn prepare(&self, row: &Row) -> Result<PreparedRow> {
-        self.check_row(row)?;
+        // The entropies are read once (from the cache file, for a run's cache) and checked
+        // on the way.
+        self.check_shape(row)?;
         let entropies = self.row_entropies(row)?;
         Ok(self.preparer.prepare(row.input(), entropies.as_deref())?)
     }
