@@ -66,7 +66,9 @@ pub fn run_peer(python: &str, script: &str, generation: bool) -> Result<Value> {
     }))
 }
 
-/// `ours / theirs` for training, forward and (when both have it) batch-1 generation.
+/// `ours / theirs` for training, forward and (when both have it) batch-1 generation: by the
+/// path `blt-cli generate` takes on a CPU (the host decoder with `bf16` weights), by the host
+/// decoder in `f32`, and by Burn's cached path.
 pub fn ratios(ours: &Value, peer: &Value) -> Value {
     let ratio = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
         (Some(a), Some(b)) if b > 0.0 => json!(a / b),
@@ -76,6 +78,14 @@ pub fn ratios(ours: &Value, peer: &Value) -> Value {
         "training": ratio(&ours["training"]["bytes_per_s"], &peer["train"]["bytes_per_s"]),
         "forward": ratio(&ours["forward"]["bytes_per_s"], &peer["infer"]["bytes_per_s"]),
         "generation": ratio(
+            &ours["generation"]["cases"][0]["host_bf16_bytes_per_s"],
+            &peer["generate"]["bytes_per_s"],
+        ),
+        "generation_f32": ratio(
+            &ours["generation"]["cases"][0]["host_bytes_per_s"],
+            &peer["generate"]["bytes_per_s"],
+        ),
+        "generation_cached": ratio(
             &ours["generation"]["cases"][0]["incremental_bytes_per_s"],
             &peer["generate"]["bytes_per_s"],
         ),

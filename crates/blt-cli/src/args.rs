@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use crate::backend::BackendChoice;
+pub use crate::{backend::BackendChoice, decoder::DecoderChoice};
 
 /// Byte Latent Transformer: a tokenizer-free language model on raw bytes.
 #[derive(Debug, Parser)]
@@ -232,9 +232,17 @@ pub struct GenerateArgs {
     /// Never end the text with EOS: generate until --max-bytes, --stop or an interruption.
     #[arg(long)]
     pub ignore_eos: bool,
-    /// Recompute the whole prefix for every byte (slow; for comparison).
-    #[arg(long)]
+    /// Recompute the whole prefix for every byte (slow; for comparison). Same as
+    /// `--decoder full`.
+    #[arg(long, conflicts_with = "decoder")]
     pub no_cache: bool,
+    /// Decoding path: auto (host-bf16 on a CPU backend for models up to 4 GiB of weights,
+    /// cached otherwise), host (cached, on the CPU, weights copied out of Burn in f32), host-bf16
+    /// (the same with bf16 weight matrices: the fastest at batch 1), cached (through the
+    /// backend's own ops: GPU backends decode on the GPU), full (recompute the prefix for every
+    /// byte). Batches (--prompts-file) always decode cached.
+    #[arg(long, value_enum, default_value_t = DecoderChoice::Auto)]
+    pub decoder: DecoderChoice,
     /// Interactive screen (needs a terminal): prompt box, output coloured by entropy with patch
     /// marks, live bytes/s; Up/Down temperature, Esc stop, Ctrl-C quit. --prompt fills the box.
     #[arg(long)]

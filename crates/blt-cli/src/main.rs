@@ -5,6 +5,7 @@ mod allocator;
 mod args;
 mod backend;
 mod commands;
+mod decoder;
 mod gpu_probe;
 mod output;
 mod progress;

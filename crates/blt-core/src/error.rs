@@ -25,4 +25,7 @@ pub enum CoreError {
         /// What the value must satisfy, e.g. "must be at least 1".
         requirement: &'static str,
     },
+    /// A layer that the host decoder ([`crate::host`]) has no step for.
+    #[error("the host decoder does not support {0}")]
+    HostUnsupported(&'static str),
 }

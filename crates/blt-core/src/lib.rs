@@ -37,6 +37,7 @@ mod block;
 mod error;
 mod ffn;
 pub mod fs;
+pub mod host;
 pub mod init;
 pub mod kernels;
 
@@ -44,6 +45,7 @@ pub mod mask;
 mod norm;
 pub mod progress;
 mod rope;
+mod simd;
 
 pub use attention::{
     AttentionKind, CrossAttention, CrossAttentionConfig, KvCache, SelfAttention,

@@ -164,6 +164,16 @@ impl<B: Backend> Rope<B> {
         self.check_end(end);
     }
 
+    /// The cosine and sine tables, `[max_seq_len, head_dim]`.
+    pub(crate) fn tables(&self) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        (self.cos.clone(), self.sin.clone())
+    }
+
+    /// The per-head dimension it rotates.
+    pub(crate) fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
     fn check(&self, head_dim: usize, end: usize) {
         assert_eq!(head_dim, self.head_dim, "rope head_dim mismatch");
         self.check_end(end);

@@ -50,16 +50,26 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let mode = std::env::args().nth(3).unwrap_or_default();
-    match (std::env::args().nth(2).as_deref(), mode == "gen") {
-        (Some("flex"), false) => run::<Flex>(reps, &mode),
-        (Some("flex"), true) => generation::<Flex>(reps),
-        (_, false) => run::<NdArray>(reps, &mode),
-        (_, true) => generation::<NdArray>(reps),
+    if mode == "gemv" {
+        return gemv();
+    }
+    let decode = match mode.as_str() {
+        "gen" => Some(DecodeMode::Incremental),
+        "host" => Some(DecodeMode::Host(blt_model::WeightPrecision::F32)),
+        "bf16" => Some(DecodeMode::Host(blt_model::WeightPrecision::Bf16)),
+        _ => None,
+    };
+    match (std::env::args().nth(2).as_deref(), decode) {
+        (Some("flex"), None) => run::<Flex>(reps, &mode),
+        (Some("flex"), Some(decode)) => generation::<Flex>(reps, decode),
+        (_, None) => run::<NdArray>(reps, &mode),
+        (_, Some(decode)) => generation::<NdArray>(reps, decode),
     }
 }
 
-/// Incremental generation at batch 1 (64-byte prompt), decode bytes per wall second.
-fn generation<B: Backend>(reps: usize) {
+/// Incremental generation at batch 1 (64-byte prompt), decode bytes per wall second; `gen` for
+/// Burn's cached path, `host` and `bf16` for the host decoder.
+fn generation<B: Backend>(reps: usize, decode: DecodeMode) {
     let device = B::Device::default();
     let config = BltConfig::bench();
     let model = Blt::<B>::new(&config, &device).expect("bench preset is valid");
@@ -74,16 +84,54 @@ fn generation<B: Backend>(reps: usize) {
     for _ in 0..reps {
         let mut first = None;
         let out = generator
-            .generate(&prompt, &cfg, DecodeMode::Incremental, |_| {
+            .generate(&prompt, &cfg, decode, |_| {
                 first.get_or_insert_with(std::time::Instant::now);
                 true
             })
             .expect("generate");
         let secs = first.map_or(f64::INFINITY, |t| t.elapsed().as_secs_f64());
         println!(
-            "incremental: {:.1} bytes/s",
+            "{decode:?}: {:.1} bytes/s",
             (out.bytes.len() - 1) as f64 / secs
         );
+    }
+}
+
+/// Host products of one row with the bench shapes' weights, f32 and bf16: GB of weights read
+/// per second (the weights, 23 MB in all, cycle so that they come from memory, not cache).
+fn gemv() {
+    use blt_core::host::{HostLinear, WeightPrecision};
+    let device = Default::default();
+    for precision in [WeightPrecision::F32, WeightPrecision::Bf16] {
+        for (d_in, d_out) in [(256, 768), (512, 2048), (2048, 512)] {
+            let layers: Vec<HostLinear> = (0..48)
+                .map(|_| {
+                    let layer = burn::nn::LinearConfig::new(d_in, d_out)
+                        .with_bias(false)
+                        .init::<NdArray>(&device);
+                    HostLinear::from_linear(&layer, precision)
+                })
+                .collect();
+            let x = vec![0.5f32; d_in];
+            let reps = 400;
+            let t = std::time::Instant::now();
+            for r in 0..reps {
+                std::hint::black_box(layers[r % layers.len()].apply(&x));
+            }
+            let secs = t.elapsed().as_secs_f64() / reps as f64;
+            let bytes = (d_in
+                * d_out
+                * if precision == WeightPrecision::F32 {
+                    4
+                } else {
+                    2
+                }) as f64;
+            println!(
+                "{precision:?} [{d_in}, {d_out}]: {:.1} µs, {:.1} GB/s",
+                secs * 1e6,
+                bytes / secs / 1e9
+            );
+        }
     }
 }
 

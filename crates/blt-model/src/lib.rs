@@ -52,6 +52,7 @@ mod error;
 pub mod generate;
 mod global;
 pub mod hf;
+pub mod host;
 mod input;
 mod io;
 mod layers;
@@ -68,7 +69,7 @@ pub use entropy::{EntropyModel, EntropyModelConfig, EntropyResets, NEWLINE_ID, e
 pub use error::{ModelError, Result};
 pub use generate::{
     DecodeMode, GeneratedByte, GenerationConfig, GenerationSummary, Generator, Sampler,
-    SamplingConfig, StopReason,
+    SamplingConfig, StopReason, WeightPrecision,
 };
 pub use global::{GlobalTransformer, GlobalTransformerConfig, HierarchicalMemory};
 pub use input::{BltInput, PoolingLayout, PreparedRow, RowPreparer, bucket_size};

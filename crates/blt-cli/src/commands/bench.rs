@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use blt_data::{BltBatcher, Row};
 use blt_model::{
     Blt, BltConfig, DecodeMode, FlopsPerByte, ForwardStage, GenerationConfig, Generator,
-    ParameterCounts, SamplingConfig, masked_cross_entropy,
+    ParameterCounts, SamplingConfig, WeightPrecision, masked_cross_entropy,
 };
 use blt_train::{FusedAdamW, RunConfig};
 use burn::{
@@ -279,11 +279,17 @@ impl BackendTask for GenerationBench {
                 let seconds = first.map_or(f64::INFINITY, |t| t.elapsed().as_secs_f64());
                 Ok((decoded / seconds, out.global_steps))
             };
+            let (host, host_global_steps) =
+                rate(DecodeMode::Host(WeightPrecision::F32), new_bytes)?;
+            let (host_bf16, _) = rate(DecodeMode::Host(WeightPrecision::Bf16), new_bytes)?;
             let (incremental, global_steps) = rate(DecodeMode::Incremental, new_bytes)?;
             let (full, _) = rate(DecodeMode::FullRecompute, full_bytes)?;
             generation.push(json!({
                 "prompt_bytes": prompt_len,
                 "new_bytes": new_bytes,
+                "host_bytes_per_s": host,
+                "host_bf16_bytes_per_s": host_bf16,
+                "host_global_steps": host_global_steps,
                 "incremental_bytes_per_s": incremental,
                 "incremental_global_steps": global_steps,
                 "full_recompute_bytes_per_s": full,

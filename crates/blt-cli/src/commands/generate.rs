@@ -7,12 +7,13 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use blt_model::{DecodeMode, GenerationConfig, Generator, SamplingConfig, load_model};
-use burn::tensor::backend::Backend;
+use blt_model::{GenerationConfig, Generator, SamplingConfig, load_model};
+use burn::{module::Module, tensor::backend::Backend};
 
 use crate::{
     args::{GenerateArgs, GlobalArgs},
     backend::{BackendKind, BackendTask, decoding_preference_of, dispatch},
+    decoder::DecoderChoice,
     output::ByteSink,
 };
 
@@ -87,7 +88,7 @@ struct GenerateTask {
     model: PathBuf,
     prompt: Vec<u8>,
     generation: GenerationConfig,
-    mode: DecodeMode,
+    decoder: DecoderChoice,
 }
 
 impl BackendTask for GenerateTask {
@@ -96,28 +97,31 @@ impl BackendTask for GenerateTask {
         decoding_preference_of(&self.model)
     }
 
-    fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<()> {
-        with_generator::<B, _>(&self.model, device, |generator| self.stream(generator))
+    fn run<B: Backend>(self, device: B::Device, name: &'static str) -> Result<()> {
+        with_generator::<B, _>(&self.model, device, |generator| {
+            self.stream(generator, name)
+        })
     }
 }
 
 impl GenerateTask {
     /// Streams one prompt's completion to stdout.
-    fn stream<B: Backend>(&self, generator: &Generator<'_, B>) -> Result<()> {
+    fn stream<B: Backend>(&self, generator: &Generator<'_, B>, backend: &str) -> Result<()> {
         generator.check_prompt(&self.prompt)?;
+        let mode = self.decoder.resolve(backend, generator.model.num_params());
+        tracing::debug!(?mode, "decoding");
         let mut sink = ByteSink::stdout();
         let started = Instant::now();
         let mut write_error = None;
-        let summary =
-            generator.generate(&self.prompt, &self.generation, self.mode, |b| {
-                match sink.push(b.byte) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        write_error = Some(e);
-                        false
-                    }
+        let summary = generator.generate(&self.prompt, &self.generation, mode, |b| {
+            match sink.push(b.byte) {
+                Ok(()) => true,
+                Err(e) => {
+                    write_error = Some(e);
+                    false
                 }
-            })?;
+            }
+        })?;
         if let Some(e) = write_error
             && e.kind() != std::io::ErrorKind::BrokenPipe
         {
@@ -222,10 +226,10 @@ pub fn run(global: &GlobalArgs, args: GenerateArgs) -> Result<()> {
         stop: args.stop.map(String::into_bytes),
         context_shift: !args.no_context_shift,
     };
-    let mode = if args.no_cache {
-        DecodeMode::FullRecompute
+    let decoder = if args.no_cache {
+        DecoderChoice::Full
     } else {
-        DecodeMode::Incremental
+        args.decoder
     };
     if let Some(prompts) = prompts {
         return dispatch(
@@ -242,7 +246,7 @@ pub fn run(global: &GlobalArgs, args: GenerateArgs) -> Result<()> {
             &global.backend,
             super::interactive::InteractiveTask {
                 model: args.model,
-                mode,
+                decoder,
                 generation,
                 initial_prompt: String::from_utf8_lossy(&prompt).into_owned(),
             },
@@ -254,7 +258,7 @@ pub fn run(global: &GlobalArgs, args: GenerateArgs) -> Result<()> {
             model: args.model,
             prompt,
             generation,
-            mode,
+            decoder,
         },
     )
 }

@@ -102,6 +102,11 @@ pub struct CrossAttention<B: Backend> {
 }
 
 impl<B: Backend> CrossAttention<B> {
+    /// Attention heads.
+    pub(crate) fn num_heads(&self) -> usize {
+        self.num_heads
+    }
+
     /// Attends from `queries` to `context`; returns the attention output only (no residual).
     ///
     /// # Shapes

@@ -248,6 +248,11 @@ impl<B: Backend> SelfAttention<B> {
         out
     }
 
+    /// Heads and their dimension.
+    pub(crate) fn heads(&self) -> (usize, usize) {
+        (self.num_heads, self.head_dim)
+    }
+
     /// Projects to rotated queries and keys and to values, in attention layout. Differential
     /// layers put their two query/key halves on the head axis: `[batch, 2·heads, seq, dh/2]`.
     fn project(

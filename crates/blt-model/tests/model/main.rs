@@ -10,6 +10,7 @@ mod causality;
 mod documents;
 mod forward;
 mod hf;
+mod host;
 mod incremental;
 mod io;
 mod overfit_generate;

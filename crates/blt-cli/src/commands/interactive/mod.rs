@@ -24,7 +24,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, anyhow, bail};
-use blt_model::{DecodeMode, GenerationConfig, Generator, load_model};
+use blt_model::{GenerationConfig, Generator, load_model};
 use burn::tensor::backend::Backend;
 use crossterm::event::{self, KeyEventKind};
 use ratatui::DefaultTerminal;
@@ -55,7 +55,7 @@ pub struct InteractiveTask {
     /// Model or run directory.
     pub model: PathBuf,
     /// Decoding path.
-    pub mode: DecodeMode,
+    pub decoder: crate::decoder::DecoderChoice,
     /// Settings for every generation (temperature and seed change per run).
     pub generation: GenerationConfig,
     /// Text the prompt box starts with.
@@ -88,7 +88,9 @@ impl BackendTask for InteractiveTask {
         let stop = Arc::new(AtomicBool::new(false));
         std::thread::scope(|scope| {
             let worker_stop = Arc::clone(&stop);
-            let mode = self.mode;
+            let mode = self
+                .decoder
+                .resolve(name, burn::module::Module::num_params(&loaded.model));
             let worker = std::thread::Builder::new()
                 .name("blt-generate".into())
                 .spawn_scoped(scope, move || {

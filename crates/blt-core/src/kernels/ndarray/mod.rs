@@ -13,7 +13,6 @@ mod linear;
 mod matmul;
 mod rms_norm;
 mod rope;
-mod simd;
 mod skinny;
 mod swiglu;
 
@@ -38,6 +37,9 @@ use burn::{
 };
 use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, Dimension, IxDyn};
+
+// The vector helpers live at the crate root (the host decoder uses them too).
+use crate::simd;
 
 pub(super) use attention::{AttentionOp, QkvAttentionOp};
 pub(super) use linear::LinearOp;

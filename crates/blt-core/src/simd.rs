@@ -14,14 +14,14 @@
 //! Sums and maxima use [`LANES`] independent accumulators, because the compiler may not
 //! reorder a floating-point reduction by itself and a single accumulator is one long chain.
 
-pub(super) use pulp::{Simd, WithSimd};
+pub(crate) use pulp::{Simd, WithSimd};
 
 /// Independent accumulators in the reductions: one AVX-512 register of f32.
 const LANES: usize = 16;
 
 /// Runs `op` compiled for the best instruction set this CPU supports.
 #[inline(always)]
-pub(super) fn dispatch<Op: WithSimd>(op: Op) -> Op::Output {
+pub(crate) fn dispatch<Op: WithSimd>(op: Op) -> Op::Output {
     pulp::Arch::new().dispatch(op)
 }
 
@@ -30,7 +30,7 @@ pub(super) fn dispatch<Op: WithSimd>(op: Op) -> Op::Output {
 /// need), `e^88.3` above it, NaN for NaN. Branch-free and without float-to-int conversions, so
 /// loops over it vectorise.
 #[inline(always)]
-pub(super) fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split into a part exact in f32 and the rest (Cody–Waite reduction).
     const LN2_HI: f32 = 0.693_145_75;
@@ -60,7 +60,7 @@ pub(super) fn exp(x: f32) -> f32 {
 
 /// The largest element (−∞ for an empty slice; NaN is ignored, as `f32::max` does).
 #[inline(always)]
-pub(super) fn max(xs: &[f32]) -> f32 {
+pub(crate) fn max(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let mut chunks = xs.chunks_exact(LANES);
     for chunk in &mut chunks {
@@ -77,7 +77,7 @@ pub(super) fn max(xs: &[f32]) -> f32 {
 
 /// Replaces every `x` by `exp(x − shift)` and returns their sum.
 #[inline(always)]
-pub(super) fn exp_shifted_sum(xs: &mut [f32], shift: f32) -> f32 {
+pub(crate) fn exp_shifted_sum(xs: &mut [f32], shift: f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let mut chunks = xs.chunks_exact_mut(LANES);
     for chunk in &mut chunks {
@@ -96,13 +96,13 @@ pub(super) fn exp_shifted_sum(xs: &mut [f32], shift: f32) -> f32 {
 
 /// Multiplies every element by `factor`.
 #[inline(always)]
-pub(super) fn scale(xs: &mut [f32], factor: f32) {
+pub(crate) fn scale(xs: &mut [f32], factor: f32) {
     xs.iter_mut().for_each(|x| *x *= factor);
 }
 
 /// `Σ aᵢ·bᵢ` over the common length.
 #[inline(always)]
-pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f32; LANES];

@@ -1,0 +1,146 @@
+//! Self-attention of one new position against a [`HostKvCache`], and the per-head softmax
+//! both kinds of attention share.
+
+use std::sync::Arc;
+
+use burn::tensor::backend::Backend;
+
+use super::{HostCopier, HostKvCache, HostLinear, HostRope};
+use crate::{
+    attention::SelfAttention,
+    error::CoreError,
+    simd::{self, Simd, WithSimd},
+};
+
+/// A standard (not differential) [`SelfAttention`] on the host.
+#[derive(Debug, Clone)]
+pub struct HostSelfAttention {
+    qkv: HostLinear,
+    output: HostLinear,
+    rope: Arc<HostRope>,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl HostSelfAttention {
+    /// Copies `attention`'s weights; fails for differential attention, which has no host step.
+    pub fn from_attention<B: Backend>(
+        attention: &SelfAttention<B>,
+        copier: &mut HostCopier,
+    ) -> Result<Self, CoreError> {
+        if attention.differential.is_some() {
+            return Err(CoreError::HostUnsupported("differential attention"));
+        }
+        let (heads, head_dim) = attention.heads();
+        Ok(Self {
+            qkv: copier.linear(&attention.qkv),
+            output: copier.linear(&attention.output),
+            rope: copier.rope(&attention.rope),
+            heads,
+            head_dim,
+        })
+    }
+
+    /// Width of the keys and values it caches.
+    pub fn width(&self) -> usize {
+        self.heads * self.head_dim
+    }
+
+    /// Attends from `x` (already normed), the next position of `cache`, in document
+    /// `segment`, to itself and the cached keys it may see; caches its key and value.
+    pub fn step(&self, x: &[f32], cache: &mut HostKvCache, segment: u32) -> Vec<f32> {
+        let d = self.width();
+        let mut qkv = self.qkv.apply(x);
+        self.rope.rotate(&mut qkv[..2 * d], cache.position());
+        cache.push(&qkv[d..2 * d], &qkv[2 * d..], segment);
+        let visible = cache.visible(segment);
+        let mut out = vec![0.0; d];
+        attend(
+            Heads {
+                count: self.heads,
+                dim: self.head_dim,
+            },
+            &qkv[..d],
+            cache.keys(),
+            cache.values(),
+            &visible,
+            &mut out,
+        );
+        self.output.apply(&out)
+    }
+}
+
+/// How the features of a query, key or value split into heads.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Heads {
+    pub count: usize,
+    pub dim: usize,
+}
+
+/// `out_h = softmax(q_h·k_{s,h} / √dim over s in slots) · v_{s,h}` for every head `h`; keys and
+/// values are slot-major rows of `count · dim` features. No slots leaves `out` at zero.
+pub(super) fn attend(
+    heads: Heads,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    slots: &[usize],
+    out: &mut [f32],
+) {
+    simd::dispatch(Attend {
+        heads,
+        q,
+        keys,
+        values,
+        slots,
+        out,
+    });
+}
+
+struct Attend<'a> {
+    heads: Heads,
+    q: &'a [f32],
+    keys: &'a [f32],
+    values: &'a [f32],
+    slots: &'a [usize],
+    out: &'a mut [f32],
+}
+
+impl WithSimd for Attend<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let Attend {
+            heads,
+            q,
+            keys,
+            values,
+            slots,
+            out,
+        } = self;
+        if slots.is_empty() {
+            return;
+        }
+        let width = heads.count * heads.dim;
+        let scale = (1.0 / (heads.dim as f64).sqrt()) as f32;
+        let mut scores = vec![0.0f32; slots.len()];
+        for h in 0..heads.count {
+            let cols = h * heads.dim..(h + 1) * heads.dim;
+            let qh = &q[cols.clone()];
+            for (score, &s) in scores.iter_mut().zip(slots) {
+                *score = simd::dot(qh, &keys[s * width + cols.start..s * width + cols.end]) * scale;
+            }
+            let max = simd::max(&scores);
+            let sum = simd::exp_shifted_sum(&mut scores, max);
+            let oh = &mut out[cols.clone()];
+            for (&p, &s) in scores.iter().zip(slots) {
+                let v = &values[s * width + cols.start..s * width + cols.end];
+                for (o, &v) in oh.iter_mut().zip(v) {
+                    *o += p * v;
+                }
+            }
+            simd::scale(oh, 1.0 / sum);
+        }
+    }
+}
