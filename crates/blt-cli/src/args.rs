@@ -181,6 +181,11 @@ pub struct TrainArgs {
     /// Override training.entropy_steps (the entropy model's stage; not on resume).
     #[arg(long)]
     pub entropy_steps: Option<usize>,
+    /// Train data parallel on these devices (comma-separated indices: CUDA ordinals, wgpu
+    /// discrete GPUs); replaces `training.devices`. Gradient accumulation must be a multiple of
+    /// their number.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Option<Vec<usize>>,
     /// Plain log lines even on a terminal (the same as --dashboard plain).
     #[arg(long, conflicts_with = "dashboard")]
     pub plain: bool,

@@ -115,6 +115,33 @@ pub fn decoding_preference_of(dir: &std::path::Path) -> [BackendKind; 2] {
     })
 }
 
+/// The devices `[training] devices` names on backend `name`, whose default device is
+/// `default`: CUDA ordinals, wgpu's discrete GPUs, and on the CPU backends the one CPU device
+/// once per entry; `default` alone when the list is empty.
+pub fn training_devices<B: Backend>(
+    indices: &[usize],
+    default: B::Device,
+    name: &str,
+) -> Result<Vec<B::Device>> {
+    use burn::tensor::backend::{Device, DeviceId};
+    if indices.is_empty() {
+        return Ok(vec![default]);
+    }
+    // wgpu's default device ignores an index; its discrete GPUs are device type 0.
+    let type_id = if name == "wgpu" {
+        0
+    } else {
+        default.to_id().type_id
+    };
+    indices
+        .iter()
+        .map(|&index| match u16::try_from(index) {
+            Ok(index_id) => Ok(B::Device::from_id(DeviceId { type_id, index_id })),
+            Err(_) => bail!("training.devices: no device {index}"),
+        })
+        .collect()
+}
+
 /// Resolves `--backend` and says why.
 pub fn resolve(
     choice: BackendChoice,
@@ -182,7 +209,20 @@ pub fn dispatch<T: BackendTask>(choice: &BackendChoice, task: T) -> Result<T::Ou
 
 #[cfg(test)]
 mod tests {
-    use super::{BackendKind, decoding_preference};
+    use super::{BackendKind, decoding_preference, training_devices};
+
+    /// On a CPU backend every entry is the one device; the list's length is what counts.
+    #[test]
+    fn training_devices_on_ndarray() {
+        type B = burn::backend::NdArray;
+        let devices = training_devices::<B>(&[0, 1], Default::default(), "ndarray").unwrap();
+        assert_eq!(devices.len(), 2);
+        assert!(devices.iter().all(|d| *d == Default::default()));
+        let one = training_devices::<B>(&[], Default::default(), "ndarray").unwrap();
+        assert_eq!(one.len(), 1);
+        let err = training_devices::<B>(&[70_000], Default::default(), "ndarray").unwrap_err();
+        assert!(err.to_string().contains("no device 70000"), "{err}");
+    }
 
     /// Small models decode on flex, models whose weights per byte outgrow the cache on ndarray:
     /// the bench shapes and BLT-1B's, where the choice was measured.

@@ -62,7 +62,7 @@ impl HostMemory {
 }
 
 /// A [`Blt`]'s weights on the host.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HostBlt {
     width: usize,
     /// Byte embeddings, `[260, d]`.
@@ -82,6 +82,19 @@ pub struct HostBlt {
     decoder: Vec<HostBlock>,
     norm: HostRmsNorm,
     head: HostLinear,
+}
+
+impl std::fmt::Debug for HostBlt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostBlt")
+            .field("width", &self.width)
+            .field("ngram_tables", &self.ngrams.is_some())
+            .field("encoder_layers", &self.encoder.len())
+            .field("global_layers", &self.global.len())
+            .field("decoder_layers", &self.decoder.len())
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HostBlt {
@@ -256,13 +269,23 @@ pub struct HostCaches {
 }
 
 /// An [`EntropyModel`]'s weights on the host.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HostEntropyModel {
     embedding: Vec<f32>,
     blocks: Vec<HostBlock>,
     norm: HostRmsNorm,
     head: HostLinear,
     window: usize,
+}
+
+impl std::fmt::Debug for HostEntropyModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostEntropyModel")
+            .field("layers", &self.blocks.len())
+            .field("window", &self.window)
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HostEntropyModel {

@@ -115,7 +115,8 @@ pub(crate) type StageLoaders<B, O, OV> = (
 /// The train loader (`steps_per_epoch × accumulation` micro-batches per epoch, seeded order,
 /// starting at `first_epoch`, each knowing its step's targets, and ending after the stage's
 /// `steps`: the last epoch is cut short when `steps` is not a multiple of `steps_per_epoch`)
-/// and the validation loader (every validation group, in order).
+/// and the validation loader (every validation group, in order). The train loader splits into
+/// one share per device of `devices` (the first holds both loaders).
 pub(crate) fn stage_loaders<B: AutodiffBackend, O: Send + 'static, OV: Send + 'static>(
     train_groups: RowGroups,
     valid_groups: RowGroups,
@@ -123,8 +124,9 @@ pub(crate) fn stage_loaders<B: AutodiffBackend, O: Send + 'static, OV: Send + 's
     t: &TrainingConfig,
     steps: usize,
     first_epoch: usize,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> StageLoaders<B, O, OV> {
+    let device = &devices[0];
     let per_epoch = t.steps_per_epoch * t.gradient_accumulation_steps;
     let valid_len = valid_groups.len();
     let train = EpochLoader::new(
@@ -136,7 +138,8 @@ pub(crate) fn stage_loaders<B: AutodiffBackend, O: Send + 'static, OV: Send + 's
         device.clone(),
     )
     .with_accumulation(t.gradient_accumulation_steps)
-    .with_total(steps * t.gradient_accumulation_steps);
+    .with_total(steps * t.gradient_accumulation_steps)
+    .with_shards(devices.len());
     let valid = EpochLoader::new(valid_groups, make_valid, valid_len, None, 0, device.clone());
     (Arc::new(train), Arc::new(valid))
 }

@@ -67,6 +67,14 @@ pub struct TrainingConfig {
     pub activation_checkpointing: bool,
     /// Plain-log lines every this many iterations when stdout is not a terminal. Default: 10.
     pub log_every: usize,
+    /// Devices to train on, data parallel, by index: CUDA ordinals with `--backend cuda`,
+    /// discrete GPUs with `wgpu`; on a CPU backend every index is the one CPU device, which
+    /// runs the data-parallel path but gains nothing. Each device runs its share of every
+    /// step's micro-batches and the gradients are summed on the first (Burn's multi-device
+    /// strategy), so `gradient_accumulation_steps` must be a multiple of the number of devices
+    /// and the result is that of one device with the same steps. Empty: the backend's default
+    /// device. Default: empty.
+    pub devices: Vec<usize>,
 }
 
 impl Default for TrainingConfig {
@@ -97,6 +105,7 @@ impl Default for TrainingConfig {
             eval_batches: 20,
             activation_checkpointing: false,
             log_every: 10,
+            devices: Vec::new(),
         }
     }
 }
@@ -153,6 +162,18 @@ impl TrainingConfig {
             if v == 0 {
                 return fail(format!("training.{name} (0) must be at least 1"));
             }
+        }
+        if !self.devices.is_empty()
+            && !self
+                .gradient_accumulation_steps
+                .is_multiple_of(self.devices.len())
+        {
+            return fail(format!(
+                "training.gradient_accumulation_steps ({}) must be a multiple of the number of \
+                 training.devices ({}): each device runs an equal share of every step",
+                self.gradient_accumulation_steps,
+                self.devices.len()
+            ));
         }
         if !(self.target_patch_size == 0.0 || self.target_patch_size >= 1.0) {
             return fail(format!(

@@ -95,7 +95,7 @@ pub use clip::{clip_grad_norm, grad_norm};
 pub use config::{DataConfig, RunConfig, TrainingConfig};
 pub use dashboard::{StageInfo, TuiDashboard};
 pub use error::{Result, TrainError};
-pub use loader::{EpochLoader, MakeBatch};
+pub use loader::{BatchPlace, EpochLoader, MakeBatch};
 pub use metrics::{
     AccuracyMetric, BitsPerByteMetric, BytesPerSecondMetric, ConfidenceMetric, LmOutput, LmStats,
     LossMetric, PatchLengthMetric, PerplexityMetric,
@@ -105,7 +105,7 @@ pub use renderer::{Dashboard, PlainRenderer, stdout_is_terminal};
 pub use resolve::{RESUMABLE_FIELDS, RunOverrides, resume_config};
 pub use run::{
     ENTROPY_CACHE_FILE, RUN_CONFIG_FILE, RunSummary, SUMMARY_FILE, Stage, StopAfter, TrainOptions,
-    train,
+    train, train_on,
 };
 pub use schedule::{ScheduleError, WarmupCosine, WarmupCosineConfig};
 pub use step::{BltTrainStep, ByteLmBatch, EntropyTrainStep, StepBatch, StepWatch};

@@ -5,6 +5,15 @@
 //!
 //! Consecutive runs of `accumulation` batches of the stream make one optimizer step; each batch
 //! is built knowing the target bytes of its whole step (see [`crate::step::StepBatch`]).
+//!
+//! # Several devices
+//!
+//! Burn's multi-device strategy splits a loader with [`DataLoader::slice`] into one equal
+//! share per device and runs one batch of every share per round, summing the devices'
+//! gradients. A loader told the number of devices ([`EpochLoader::with_shards`]) slices into
+//! interleaved shares of the same stream: share `d` of `n` takes the positions `≡ d (mod n)`
+//! of each epoch, so each round runs `n` consecutive batches of the stream, the same batches
+//! one device would run, with the same step targets.
 
 use std::sync::{
     Arc,
@@ -17,10 +26,21 @@ use burn::{
     tensor::backend::Backend,
 };
 
-/// Builds one batch from rows on a device; the `usize` is the number of target bytes of the
-/// whole optimizer step the batch belongs to.
+/// Where a batch sits in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPlace {
+    /// Its position in the endless stream (`step × accumulation + micro-batch`, counting
+    /// resumed steps).
+    pub position: usize,
+    /// Target bytes of every batch of the optimizer step it belongs to.
+    pub step_targets: usize,
+}
+
+/// Builds one batch from rows on a device, knowing its place in the stream.
 pub type MakeBatch<B, O> = Arc<
-    dyn Fn(&[Row], usize, &<B as burn::tensor::backend::BackendTypes>::Device) -> O + Send + Sync,
+    dyn Fn(&[Row], BatchPlace, &<B as burn::tensor::backend::BackendTypes>::Device) -> O
+        + Send
+        + Sync,
 >;
 
 /// Target bytes of a group of rows.
@@ -39,6 +59,9 @@ pub struct EpochLoader<B: Backend, O> {
     seed: Option<u64>,
     next_epoch: Arc<AtomicUsize>,
     device: B::Device,
+    /// Devices the stream is shared by, and this loader's share (`None`: the whole stream).
+    shards: usize,
+    share: Option<usize>,
 }
 
 impl<B: Backend, O> EpochLoader<B, O> {
@@ -62,6 +85,44 @@ impl<B: Backend, O> EpochLoader<B, O> {
             seed,
             next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
             device,
+            shards: 1,
+            share: None,
+        }
+    }
+
+    /// Sets the number of devices Burn will split this loader over (default 1);
+    /// `per_epoch` and the total must be multiples of it.
+    pub fn with_shards(mut self, shards: usize) -> Self {
+        self.shards = shards.max(1);
+        self
+    }
+
+    /// Positions between consecutive batches of this loader, and the first one's offset.
+    fn stride(&self) -> (usize, usize) {
+        match self.share {
+            Some(share) => (self.shards, share),
+            None => (1, 0),
+        }
+    }
+
+    /// A copy sharing the groups, on `device`, taking `share` of the stream, with its own
+    /// epoch counter when it is a share.
+    fn copy(&self, device: &B::Device, share: Option<usize>) -> Self {
+        Self {
+            groups: self.groups.clone(),
+            make: self.make.clone(),
+            per_epoch: self.per_epoch,
+            total: self.total,
+            accumulation: self.accumulation,
+            seed: self.seed,
+            next_epoch: if share == self.share {
+                self.next_epoch.clone()
+            } else {
+                Arc::new(AtomicUsize::new(self.next_epoch.load(Ordering::SeqCst)))
+            },
+            device: device.clone(),
+            shards: self.shards,
+            share,
         }
     }
 
@@ -127,13 +188,17 @@ impl<B: Backend, O> Iterator for EpochIter<'_, B, O> {
         if self.done >= self.len || self.loader.groups.is_empty() {
             return None;
         }
-        let position = self.start + self.done;
+        let (stride, offset) = self.loader.stride();
+        let position = self.start + self.done * stride + offset;
         let group = self.loader.group_at(position, &mut self.cache);
         let step_targets = self.loader.step_targets(position, &mut self.cache);
         self.done += 1;
         Some((self.loader.make)(
             &self.loader.groups[group],
-            step_targets,
+            BatchPlace {
+                position,
+                step_targets,
+            },
             &self.loader.device,
         ))
     }
@@ -152,45 +217,41 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> for EpochLoader<B, O> {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
         let start = epoch * self.per_epoch;
+        let (stride, offset) = self.stride();
         Box::new(EpochIter {
             loader: self,
             start,
-            len: self.epoch_len(start),
+            len: self
+                .epoch_len(start)
+                .saturating_sub(offset)
+                .div_ceil(stride),
             done: 0,
             cache: None,
         })
     }
 
     fn num_items(&self) -> usize {
-        self.per_epoch
+        self.per_epoch / self.stride().0
     }
 
     fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, O>> {
-        Arc::new(Self {
-            groups: self.groups.clone(),
-            make: self.make.clone(),
-            per_epoch: self.per_epoch,
-            total: self.total,
-            accumulation: self.accumulation,
-            seed: self.seed,
-            next_epoch: self.next_epoch.clone(),
-            device: device.clone(),
-        })
+        Arc::new(self.copy(device, self.share))
     }
 
+    /// Share `start / (end − start)` of the stream, as Burn's split asks for it: `shards` equal
+    /// ranges of this loader's items (see the [module docs](self)).
+    ///
+    /// # Panics
+    /// If this loader is already a share, or the range is not one of `shards` equal parts of
+    /// an epoch: the split Burn's multi-device strategy makes always is.
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, O>> {
-        let end = end.min(self.groups.len());
-        let start = start.min(end);
-        Arc::new(Self {
-            groups: Arc::new(self.groups[start..end].to_vec()),
-            make: self.make.clone(),
-            per_epoch: self.per_epoch.min(end - start),
-            total: self.total,
-            accumulation: self.accumulation,
-            seed: self.seed,
-            next_epoch: self.next_epoch.clone(),
-            device: self.device.clone(),
-        })
+        let len = self.per_epoch / self.shards;
+        assert!(
+            self.share.is_none() && len > 0 && end - start == len && start.is_multiple_of(len),
+            "the loader splits into {} equal shares of an epoch, not {start}..{end}",
+            self.shards
+        );
+        Arc::new(self.copy(&self.device, Some(start / len)))
     }
 }
 
@@ -226,7 +287,7 @@ mod tests {
             .map(|i| vec![Row::new(i, i, &vec![b'x'; i + 1], false)])
             .collect();
         let make: MakeBatch<NdArray, (usize, usize)> =
-            Arc::new(|rows, step, _| (rows[0].index, step));
+            Arc::new(|rows, place, _| (rows[0].index, place.step_targets));
         let loader: EpochLoader<NdArray, _> =
             EpochLoader::new(groups, make, 4, None, 0, Default::default()).with_accumulation(2);
         let epoch: Vec<(usize, usize)> = loader.iter().collect();
@@ -256,5 +317,69 @@ mod tests {
         let mut last = resumed.iter();
         assert_eq!(last.progress().items_total, 2);
         assert_eq!(last.by_ref().collect::<Vec<_>>(), epochs[2]);
+    }
+
+    /// Two shares, interleaved round by round as Burn's multi-device strategy runs them, give
+    /// the unsliced stream: the same batches at the same positions with the same step targets,
+    /// epoch after epoch, and a resumed loader's shares continue where an uninterrupted one's
+    /// do.
+    #[test]
+    fn shares_interleave_into_the_whole_stream() {
+        let groups = |n: usize| -> Vec<Vec<Row>> {
+            (0..n)
+                .map(|i| vec![Row::new(i, i, &vec![b'x'; i + 1], false)])
+                .collect()
+        };
+        let make: MakeBatch<NdArray, (usize, BatchPlace)> =
+            Arc::new(|rows, place, _| (rows[0].index, place));
+        let loader = |first_epoch: usize, shards: usize| {
+            EpochLoader::<NdArray, _>::new(
+                groups(7),
+                make.clone(),
+                8,
+                Some(5),
+                first_epoch,
+                Default::default(),
+            )
+            .with_accumulation(4)
+            .with_total(20)
+            .with_shards(shards)
+        };
+        let whole = loader(0, 1);
+        let stream: Vec<_> = (0..4)
+            .flat_map(|_| whole.iter().collect::<Vec<_>>())
+            .collect();
+        assert_eq!(stream.len(), 20);
+        for (i, (_, place)) in stream.iter().enumerate() {
+            assert_eq!(place.position, i);
+        }
+        for first_epoch in [0, 1] {
+            let split = loader(first_epoch, 2);
+            assert_eq!(split.num_items(), 8, "Burn splits the unsliced length");
+            let shares = [split.slice(0, 4), split.slice(4, 8)];
+            assert!(shares.iter().all(|s| s.num_items() == 4));
+            let mut interleaved = Vec::new();
+            for _ in first_epoch..4 {
+                let mut iters: Vec<_> = shares.iter().map(|s| s.iter()).collect();
+                loop {
+                    let round: Vec<_> = iters.iter_mut().filter_map(Iterator::next).collect();
+                    if round.is_empty() {
+                        break;
+                    }
+                    interleaved.extend(round);
+                }
+            }
+            assert_eq!(
+                interleaved,
+                stream[first_epoch * 8..],
+                "from epoch {first_epoch}"
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "equal shares")]
+    fn uneven_slices_are_refused() {
+        let _ = loader(0).with_shards(2).slice(0, 3);
     }
 }

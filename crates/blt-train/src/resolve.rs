@@ -42,6 +42,8 @@ pub struct RunOverrides {
     pub seed: Option<u64>,
     /// `--entropy-steps`: replaces `training.entropy_steps` (the entropy model's stage).
     pub entropy_steps: Option<usize>,
+    /// `--devices`: replaces `training.devices`.
+    pub devices: Option<Vec<usize>>,
 }
 
 impl RunOverrides {
@@ -59,6 +61,9 @@ impl RunOverrides {
         }
         if let Some(steps) = self.entropy_steps {
             config.training.entropy_steps = steps;
+        }
+        if let Some(devices) = &self.devices {
+            config.training.devices = devices.clone();
         }
     }
 }
@@ -140,6 +145,7 @@ mod tests {
             max_steps: Some(100),
             seed: None,
             entropy_steps: None,
+            devices: None,
         }
         .apply(&mut requested);
         requested.training.patience = 0;
@@ -154,8 +160,10 @@ mod tests {
     #[test]
     fn other_changes_are_refused_with_the_field_named() {
         type Change = fn(&mut RunConfig);
-        let cases: [(&str, Change); 4] = [
+        let cases: [(&str, Change); 5] = [
             ("training.seed", |c| c.training.seed = 7),
+            // The schedule's record counts rounds of the devices, not steps.
+            ("training.devices", |c| c.training.devices = vec![0, 1]),
             ("model.hidden_size", |c| c.model.hidden_size = 64),
             ("training.learning_rate", |c| c.training.learning_rate = 0.5),
             ("data.valid_fraction", |c| c.data.valid_fraction = 0.5),

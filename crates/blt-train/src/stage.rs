@@ -15,8 +15,9 @@ use burn::{
     record::Recorder,
     tensor::backend::AutodiffBackend,
     train::{
-        InferenceStep, Interrupter, Learner, LearningComponentsTypes, MetricEarlyStoppingStrategy,
-        StoppingCondition, SupervisedTraining, TrainStep,
+        ExecutionStrategy, InferenceStep, Interrupter, Learner, LearningComponentsTypes,
+        MetricEarlyStoppingStrategy, MultiDeviceOptim, StoppingCondition, SupervisedTraining,
+        TrainStep, TrainingStrategy,
         checkpoint::{
             CheckpointingAction, CheckpointingStrategy, ComposedCheckpointingStrategy,
             KeepLastNCheckpoints, MetricCheckpointingStrategy,
@@ -208,7 +209,7 @@ pub fn run_stage<B, M, IV>(
     model: M,
     train: Arc<dyn DataLoader<B, <M as TrainStep>::Input>>,
     valid: Arc<dyn DataLoader<B::InnerBackend, IV>>,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<(M::InnerModule, StageOutcome)>
 where
     B: AutodiffBackend,
@@ -218,6 +219,9 @@ where
 {
     let t = settings.training;
     let epochs = t.epochs(settings.steps);
+    // With several devices each round runs one micro-batch per device, so Burn accumulates
+    // (and steps the schedule) once per round: `G / N` rounds make a step.
+    let rounds = t.gradient_accumulation_steps / devices.len();
     let template = model.clone();
     let optim = FusedAdamW::new(
         t.beta_1 as f32,
@@ -232,7 +236,7 @@ where
         t.warmup_steps.min(settings.steps),
         settings.steps,
     )
-    .with_accumulation(t.gradient_accumulation_steps)
+    .with_accumulation(rounds)
     .init()?;
 
     let epoch_log = Arc::new(Mutex::new(earlier_epochs(
@@ -261,8 +265,15 @@ where
         .with_interrupter(settings.interrupter.clone())
         .with_application_logger(None)
         .num_epochs(epochs);
-    if t.gradient_accumulation_steps > 1 {
-        training = training.grads_accumulation(t.gradient_accumulation_steps);
+    if rounds > 1 {
+        training = training.grads_accumulation(rounds);
+    }
+    if devices.len() > 1 {
+        // The optimizer on the first device, through our `optimize` (clipping and the
+        // non-finite guard); Burn's sharded variant bypasses it.
+        training = training.with_training_strategy(TrainingStrategy::Default(
+            ExecutionStrategy::multi(devices.to_vec(), MultiDeviceOptim::OptimMainDevice),
+        ));
     }
     if t.patience > 0 {
         training = training.early_stopping(MetricEarlyStoppingStrategy::new(
@@ -292,7 +303,7 @@ where
     drop(result.renderer);
     drop(on_screen);
     let epochs = epoch_log.lock().expect("epoch log lock").clone();
-    finish_stage(&settings, template, result.model, epochs, device)
+    finish_stage(&settings, template, result.model, epochs, &devices[0])
 }
 
 /// Puts the stage's dashboard on `training`: ours, plain log lines, nothing, or Burn's own.

@@ -14,8 +14,10 @@
 //! # Dropout and resuming
 //!
 //! Before each micro-batch the backend's generator is re-seeded from the run's seed and the
-//! micro-batch's index, so the dropout masks of a step do not depend on what ran before it: a
-//! run resumed from a checkpoint draws the same masks as an uninterrupted one.
+//! micro-batch's position in the stream, so the dropout masks of a step do not depend on what
+//! ran before it: a run resumed from a checkpoint draws the same masks as an uninterrupted one.
+//! (With several devices on a backend whose generator is one per process, as on the CPU
+//! backends, the workers' seeds and draws interleave: dropout is then not reproducible.)
 
 use std::sync::{
     Arc, Mutex,
@@ -36,6 +38,7 @@ use burn::{
 
 use crate::{
     clip::clip_grad_norm,
+    loader::BatchPlace,
     metrics::{LmOutput, LmStats},
 };
 
@@ -88,11 +91,10 @@ impl StepWatch {
         self
     }
 
-    /// Seeds the backend's generator for the micro-batch about to run (see the
-    /// [module docs](self)).
-    fn seed_micro_batch<B: Backend>(&self, device: &B::Device) {
-        let micro = self.micro_batches.load(Ordering::SeqCst) as u64;
-        B::seed(device, mix_seed(self.seed, micro));
+    /// Seeds the backend's generator for the micro-batch at stream `position`, about to run
+    /// (see the [module docs](self)).
+    fn seed_micro_batch<B: Backend>(&self, position: usize, device: &B::Device) {
+        B::seed(device, mix_seed(self.seed, position as u64));
     }
 
     fn observe(&self, loss: f64) {
@@ -143,14 +145,17 @@ pub struct StepBatch<T> {
     pub batch: T,
     /// Target bytes of every micro-batch of the optimizer step this one belongs to.
     pub step_targets: usize,
+    /// Its position in the training stream, which seeds its dropout.
+    pub position: usize,
 }
 
 impl<T> StepBatch<T> {
-    /// Wraps a micro-batch of a step with `step_targets` targets in all.
-    pub fn new(batch: T, step_targets: usize) -> Self {
+    /// Wraps a micro-batch at `place` in the stream.
+    pub fn new(batch: T, place: BatchPlace) -> Self {
         Self {
             batch,
-            step_targets,
+            step_targets: place.step_targets,
+            position: place.position,
         }
     }
 }
@@ -255,7 +260,7 @@ impl<B: AutodiffBackend> TrainStep for BltTrainStep<B> {
 
     fn step(&self, batch: StepBatch<BltBatch<B>>) -> TrainOutput<LmOutput> {
         if let Some(watch) = &self.watch {
-            watch.seed_micro_batch::<B>(&batch.batch.targets.device());
+            watch.seed_micro_batch::<B>(batch.position, &batch.batch.targets.device());
         }
         let (sums, stats) = self.loss(&batch.batch);
         let grads = watched_backward(self.watch.as_ref(), &sums, &stats, batch.step_targets);
@@ -331,7 +336,7 @@ impl<B: AutodiffBackend> TrainStep for EntropyTrainStep<B> {
 
     fn step(&self, batch: StepBatch<ByteLmBatch<B>>) -> TrainOutput<LmOutput> {
         if let Some(watch) = &self.watch {
-            watch.seed_micro_batch::<B>(&batch.batch.ids.device());
+            watch.seed_micro_batch::<B>(batch.position, &batch.batch.ids.device());
         }
         let (sums, stats) = self.loss(&batch.batch);
         let grads = watched_backward(self.watch.as_ref(), &sums, &stats, batch.step_targets);

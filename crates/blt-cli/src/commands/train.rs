@@ -27,12 +27,14 @@ impl BackendTask for TrainTask {
 
     fn run<B: Backend>(mut self, device: B::Device, name: &'static str) -> Result<Self::Output> {
         self.options.backend = name.to_string();
+        let devices =
+            crate::backend::training_devices::<B>(&self.config.training.devices, device, name)?;
         let summary = if self.config.training.activation_checkpointing {
-            blt_train::train::<
+            blt_train::train_on::<
                 Autodiff<B, burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing>,
-            >(self.config, device, &self.run_dir, self.options)?
+            >(self.config, devices, &self.run_dir, self.options)?
         } else {
-            blt_train::train::<Autodiff<B>>(self.config, device, &self.run_dir, self.options)?
+            blt_train::train_on::<Autodiff<B>>(self.config, devices, &self.run_dir, self.options)?
         };
         Ok(summary)
     }
@@ -60,6 +62,7 @@ pub fn run(global: &GlobalArgs, args: TrainArgs) -> Result<()> {
         max_steps: args.max_steps,
         seed: global.seed,
         entropy_steps: args.entropy_steps,
+        devices: args.devices.clone(),
     }
     .apply(&mut config);
     config.validate()?;

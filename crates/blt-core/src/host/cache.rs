@@ -6,7 +6,7 @@
 /// sees keys in `(p − w, p]`, which are exactly the ring's contents once `p` is written, so
 /// memory stays bounded and nothing is ever moved. Without a window the slots grow. Each slot
 /// keeps its segment (document) id for the block-causal mask.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HostKvCache {
     width: usize,
     window: Option<usize>,
@@ -14,6 +14,17 @@ pub struct HostKvCache {
     values: Vec<f32>,
     segments: Vec<u32>,
     next: usize,
+}
+
+impl std::fmt::Debug for HostKvCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostKvCache")
+            .field("width", &self.width)
+            .field("window", &self.window)
+            .field("len", &self.len())
+            .field("position", &self.next)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HostKvCache {

@@ -21,11 +21,19 @@ pub struct HostCrossAttention {
 }
 
 /// A context's keys and values, projected once for every query that reads it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HostContext {
     keys: Vec<f32>,
     values: Vec<f32>,
     len: usize,
+}
+
+impl std::fmt::Debug for HostContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostContext")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HostCrossAttention {

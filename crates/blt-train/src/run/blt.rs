@@ -32,9 +32,10 @@ pub(super) fn train_blt<B: AutodiffBackend>(
     dataset: &ByteDataset,
     (train_groups, valid_groups): (Vec<Vec<Row>>, Vec<Vec<Row>>),
     run_dir: &Path,
-    device: &B::Device,
+    devices: &[B::Device],
     options: &TrainOptions,
 ) -> Result<BltStage<B>> {
+    let device = &devices[0];
     let (t, m) = (&config.training, &config.model);
     let batcher = Arc::new(BltBatcher::new(m, cache)?);
     batcher.check_rows(dataset.rows())?;
@@ -58,11 +59,11 @@ pub(super) fn train_blt<B: AutodiffBackend>(
         watch: Some(settings.watch.clone()),
     };
     let b = batcher.clone();
-    let make: MakeBatch<B, StepBatch<BltBatch<B>>> = Arc::new(move |rows, step, d| {
+    let make: MakeBatch<B, StepBatch<BltBatch<B>>> = Arc::new(move |rows, place, d| {
         let batch = b
             .try_batch(rows, d)
             .expect("rows were checked before training");
-        StepBatch::new(batch, step)
+        StepBatch::new(batch, place)
     });
     let b = batcher.clone();
     let make_valid: MakeBatch<B::InnerBackend, BltBatch<B::InnerBackend>> =
@@ -78,9 +79,9 @@ pub(super) fn train_blt<B: AutodiffBackend>(
         t,
         settings.steps,
         first_epoch,
-        device,
+        devices,
     );
-    let (best, outcome) = run_stage::<B, _, _>(settings, trainer, train, valid, device)?;
+    let (best, outcome) = run_stage::<B, _, _>(settings, trainer, train, valid, devices)?;
     Ok(BltStage {
         best: best.model,
         outcome,

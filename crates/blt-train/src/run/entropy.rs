@@ -40,9 +40,10 @@ pub(super) fn entropy_model_stage<B: AutodiffBackend>(
     train_groups: &[Vec<Row>],
     valid_groups: &[Vec<Row>],
     run_dir: &Path,
-    device: &B::Device,
+    devices: &[B::Device],
     options: &TrainOptions,
 ) -> Result<EntropyStage<B::InnerBackend>> {
+    let device = &devices[0];
     let entropy_dir = run_dir.join("entropy");
     if let Some(dir) = &options.entropy_model {
         let (_, model) = load_entropy_model::<B::InnerBackend>(dir, device)?;
@@ -59,8 +60,14 @@ pub(super) fn entropy_model_stage<B: AutodiffBackend>(
             outcome: None,
         });
     }
-    let (model, outcome) =
-        train_entropy_model::<B>(config, train_groups, valid_groups, run_dir, device, options)?;
+    let (model, outcome) = train_entropy_model::<B>(
+        config,
+        train_groups,
+        valid_groups,
+        run_dir,
+        devices,
+        options,
+    )?;
     let interrupted = outcome.interrupted;
     if interrupted {
         tracing::warn!("stopped during the entropy stage; resume with --resume");
@@ -77,9 +84,10 @@ fn train_entropy_model<B: AutodiffBackend>(
     train_groups: &[Vec<Row>],
     valid_groups: &[Vec<Row>],
     run_dir: &Path,
-    device: &B::Device,
+    devices: &[B::Device],
     options: &TrainOptions,
 ) -> Result<(EntropyModel<B::InnerBackend>, StageOutcome)> {
+    let device = &devices[0];
     let t = &config.training;
     let m = &config.model;
     let settings = stage_settings(
@@ -99,8 +107,9 @@ fn train_entropy_model<B: AutodiffBackend>(
         watch: Some(settings.watch.clone()),
     };
     let (window, reset) = (m.entropy_context_size, m.entropy_resets());
-    let make: MakeBatch<B, StepBatch<ByteLmBatch<B>>> =
-        Arc::new(move |rows, step, d| StepBatch::new(byte_lm_batch(rows, window, reset, d), step));
+    let make: MakeBatch<B, StepBatch<ByteLmBatch<B>>> = Arc::new(move |rows, place, d| {
+        StepBatch::new(byte_lm_batch(rows, window, reset, d), place)
+    });
     let make_valid: MakeBatch<B::InnerBackend, ByteLmBatch<B::InnerBackend>> =
         Arc::new(move |rows, _, d| byte_lm_batch(rows, window, reset, d));
     let (train, valid) = stage_loaders::<B, _, _>(
@@ -110,9 +119,9 @@ fn train_entropy_model<B: AutodiffBackend>(
         t,
         settings.steps,
         first_epoch,
-        device,
+        devices,
     );
-    let (trainer, outcome) = run_stage::<B, _, _>(settings, trainer, train, valid, device)?;
+    let (trainer, outcome) = run_stage::<B, _, _>(settings, trainer, train, valid, devices)?;
     // An interrupted stage is not saved as the entropy model: a resumed run continues it.
     if !outcome.interrupted {
         save_entropy_model(&run_dir.join("entropy"), m, &trainer.model)?;

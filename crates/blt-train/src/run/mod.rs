@@ -110,6 +110,34 @@ pub fn train<B: AutodiffBackend>(
     run_dir: &Path,
     options: TrainOptions,
 ) -> Result<RunSummary> {
+    train_on::<B>(config, vec![device], run_dir, options)
+}
+
+/// [`train`] on several devices, data parallel through Burn's multi-device strategy: every
+/// optimizer step's micro-batches are shared out between `devices` (the first holds the
+/// optimizer) and their gradients summed, so the result is that of one device running the
+/// same steps. `training.gradient_accumulation_steps` must be a multiple of the number of
+/// devices; one device is [`train`]. The same device may be given more than once (the path
+/// then runs, but gains nothing).
+pub fn train_on<B: AutodiffBackend>(
+    config: RunConfig,
+    devices: Vec<B::Device>,
+    run_dir: &Path,
+    options: TrainOptions,
+) -> Result<RunSummary> {
+    let Some(device) = devices.first().cloned() else {
+        return Err(TrainError::InvalidConfig(
+            "training needs at least one device".into(),
+        ));
+    };
+    let accumulation = config.training.gradient_accumulation_steps;
+    if !accumulation.is_multiple_of(devices.len()) {
+        return Err(TrainError::InvalidConfig(format!(
+            "training.gradient_accumulation_steps ({accumulation}) must be a multiple of the \
+             number of devices ({}): each device runs an equal share of every step",
+            devices.len()
+        )));
+    }
     let started = Instant::now();
     let mut config = dir::resolve_run_config(config, run_dir, &options)?;
     let dataset = load_dataset(&config)?;
@@ -137,7 +165,7 @@ pub fn train<B: AutodiffBackend>(
     let (mut entropy_model, mut entropy_stage) = (None, None);
     if config.model.patching == PatchingKind::Entropy {
         let stage = entropy::entropy_model_stage::<B>(
-            &config, &groups.0, &groups.1, run_dir, &device, &options,
+            &config, &groups.0, &groups.1, run_dir, &devices, &options,
         )?;
         entropy_stage = stage.outcome;
         let Some(model) = stage.model else {
@@ -166,7 +194,9 @@ pub fn train<B: AutodiffBackend>(
         None => None,
     };
 
-    let stage = blt::train_blt::<B>(&config, cache, &dataset, groups, run_dir, &device, &options)?;
+    let stage = blt::train_blt::<B>(
+        &config, cache, &dataset, groups, run_dir, &devices, &options,
+    )?;
     let m = &config.model;
     save_model(run_dir, m, &stage.best, entropy_model.as_ref())?;
     let t = &config.training;

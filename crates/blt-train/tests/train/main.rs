@@ -3,6 +3,7 @@
 //! training step (gradient accumulation, clipping).
 
 mod common;
+mod devices;
 mod learner;
 mod resume;
 mod run;

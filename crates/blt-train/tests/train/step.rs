@@ -2,7 +2,7 @@
 //! the global-norm clipping in `optimize` bounds the update.
 
 use blt_data::{BltBatcher, Row};
-use blt_train::{BltTrainStep, StepBatch, grad_norm};
+use blt_train::{BatchPlace, BltTrainStep, StepBatch, grad_norm};
 use burn::optim::{GradientsAccumulator, GradientsParams, SgdConfig};
 use burn::prelude::*;
 use burn::train::TrainStep;
@@ -63,7 +63,11 @@ impl Setup {
             .batcher
             .try_batch::<TrainB>(rows, &Default::default())
             .unwrap();
-        TrainStep::step(&self.trainer, StepBatch::new(batch, step_targets)).grads
+        let place = BatchPlace {
+            position: 0,
+            step_targets,
+        };
+        TrainStep::step(&self.trainer, StepBatch::new(batch, place)).grads
     }
 
     /// The gradients summed over micro-batches of `size` rows, each scaled by `scale(rows)`.
