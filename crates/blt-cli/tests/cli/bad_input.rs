@@ -59,6 +59,12 @@ fn bad_files_configs_and_flags_are_one_line_errors() {
         assert_one_line_error(train_with(&config, &["--data", data]), needle);
         assert!(!root.join("never/config.toml").exists(), "{data}");
     }
+    // Two devices, one micro-batch per step: the accumulation does not divide.
+    assert_one_line_error(
+        train_with(&config, &["--devices", "0,0"]),
+        "multiple of the number of training.devices",
+    );
+    assert!(!root.join("never/config.toml").exists(), "--devices");
     // Resume of a directory that holds no run.
     let empty_dir = root.join("empty-run");
     std::fs::create_dir_all(&empty_dir).unwrap();
