@@ -93,7 +93,13 @@ fn block_steps_equal_the_full_forward() {
         false, false, false, false, true, false, false, false, false, false, false,
     ];
     let segments = segment_ids(ends);
-    let mask = local_causal_mask::<B>(1, seq, Some(window), Some(&[segments.clone()]), &device);
+    let mask = local_causal_mask::<B>(
+        1,
+        seq,
+        Some(window),
+        Some(std::slice::from_ref(&segments)),
+        &device,
+    );
     let x = random([1, seq, d], 5);
     let want = values(block.forward(x.clone(), mask));
 
