@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Decode speed of transformers' BLT at BLT-1B's shapes, random weights: the peer of
-`cargo run --release -p blt-model --example decode_1b --features examples -- ROWS NEW`.
+`cargo xtask bench --shapes blt-1b --ngram-rows ROWS` (which runs it with `--peer PYTHON`).
 
     ~/peer-venv/bin/python scripts/hf_decode_1b.py [--ngram-rows 50000] [--new 32] [--threads 2]
 

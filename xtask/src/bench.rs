@@ -36,6 +36,9 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         "-q".into(),
         "bench".into(),
     ]);
+    if let Some(shapes) = &args.shapes {
+        return run_shapes(args, cargo, shapes, &out);
+    }
     let mut models = cargo.clone();
     models.extend([
         "--config".into(),
@@ -78,6 +81,44 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
     }
     std::fs::write(
         crate::cmd::workspace_root().join(&out),
+        serde_json::to_string_pretty(&report)?,
+    )
+    .with_context(|| format!("writing {out}"))?;
+    eprintln!("xtask bench: JSON written to {out}");
+    Ok(())
+}
+
+/// `--shapes blt-1b`: the BLT-1B generation bench, and with `--peer` transformers' cached
+/// `generate` at the same shapes, run right after it.
+fn run_shapes(args: &BenchArgs, mut cargo: Vec<String>, shapes: &str, out: &str) -> Result<()> {
+    anyhow::ensure!(shapes == "blt-1b", "--shapes: `blt-1b` is the one other shape set");
+    let rows = args.ngram_rows.unwrap_or(50_000);
+    cargo.extend([
+        "--shapes".into(),
+        "blt-1b".into(),
+        "--ngram-rows".into(),
+        rows.to_string(),
+        "--out".into(),
+        out.into(),
+    ]);
+    if args.quick {
+        cargo.extend(["--quick".into(), "--new-bytes".into(), "4".into()]);
+    }
+    let mut report = run_json(&cargo, out)?;
+    if let Some(python) = &args.peer {
+        let peer = crate::peer::run_peer_1b(python, rows, if args.quick { 4 } else { 32 })?;
+        let ours = report["decode"]["host_bf16"]["decode_bytes_per_s"].as_f64();
+        let ours_int8 = report["decode"]["host_int8"]["decode_bytes_per_s"].as_f64();
+        let theirs = peer["decode_bytes_per_s"].as_f64();
+        report["vs_peer"] = serde_json::json!({
+            "decode_host_bf16": ours.zip(theirs).map(|(a, b)| a / b),
+            "decode_host_int8": ours_int8.zip(theirs).map(|(a, b)| a / b),
+        });
+        report["peer"] = peer;
+        eprintln!("xtask bench: ours / peer = {}", report["vs_peer"]);
+    }
+    std::fs::write(
+        crate::cmd::workspace_root().join(out),
         serde_json::to_string_pretty(&report)?,
     )
     .with_context(|| format!("writing {out}"))?;

@@ -122,4 +122,12 @@ pub struct BenchArgs {
     /// 1024, or 16 with `--quick`.
     #[arg(long, value_name = "MB")]
     pub corpus_mb: Option<usize>,
+    /// `blt-1b`: generation at BLT-1B's shapes instead (every decoder, prefill, peak memory and
+    /// the bandwidth bound); `--peer` then times transformers at the same shapes
+    /// (`scripts/hf_decode_1b.py`).
+    #[arg(long, value_name = "SHAPES")]
+    pub shapes: Option<String>,
+    /// With `--shapes blt-1b`: rows per hash n-gram table (default 50000; 500002 is full size).
+    #[arg(long)]
+    pub ngram_rows: Option<usize>,
 }

@@ -8,6 +8,31 @@ use serde_json::{Value, json};
 
 use crate::cmd::workspace_root;
 
+/// Runs `scripts/hf_decode_1b.py` (transformers' cached `generate` at BLT-1B's shapes, random
+/// weights, `rows` per n-gram table) and returns its JSON line.
+pub fn run_peer_1b(python: &str, rows: usize, new_bytes: usize) -> Result<Value> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    eprintln!("xtask bench: timing transformers' BLT at BLT-1B's shapes ({python})");
+    let output = Command::new(python)
+        .arg("scripts/hf_decode_1b.py")
+        .args(["--ngram-rows", &rows.to_string(), "--new", &new_bytes.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .current_dir(workspace_root())
+        .output()
+        .with_context(|| format!("starting `{python} scripts/hf_decode_1b.py`"))?;
+    if !output.status.success() {
+        bail!(
+            "the BLT-1B peer failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("")
+        );
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        .context("the BLT-1B peer printed no JSON")
+}
+
 /// Runs the peer script and returns its lines of interest: `train`, `infer` and the cached
 /// `generate` (64-byte prompt, 128 new bytes, batch 1, as in our first generation case).
 pub fn run_peer(python: &str, script: &str, generation: bool) -> Result<Value> {
@@ -79,6 +104,10 @@ pub fn ratios(ours: &Value, peer: &Value) -> Value {
         "forward": ratio(&ours["forward"]["bytes_per_s"], &peer["infer"]["bytes_per_s"]),
         "generation": ratio(
             &ours["generation"]["cases"][0]["host_bf16_bytes_per_s"],
+            &peer["generate"]["bytes_per_s"],
+        ),
+        "generation_int8": ratio(
+            &ours["generation"]["cases"][0]["host_int8_bytes_per_s"],
             &peer["generate"]["bytes_per_s"],
         ),
         "generation_f32": ratio(

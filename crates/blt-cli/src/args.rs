@@ -154,6 +154,26 @@ pub struct BenchArgs {
     /// needs about five times that much free disk for the corpus and the cache file).
     #[arg(long, value_name = "MB")]
     pub corpus_mb: Option<usize>,
+    /// Which shapes: the `--config` model (training, forward, generation), or BLT-1B's with
+    /// random weights (generation on every decoder, prefill, the bandwidth bound).
+    #[arg(long, value_enum, default_value_t = BenchShapes::Config)]
+    pub shapes: BenchShapes,
+    /// With `--shapes blt-1b`: rows per hash n-gram table (500002 at full size).
+    #[arg(long, default_value_t = 50_000)]
+    pub ngram_rows: usize,
+    /// With `--shapes blt-1b`: bytes generated per decoder.
+    #[arg(long, default_value_t = 32)]
+    pub new_bytes: usize,
+}
+
+/// `bench --shapes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchShapes {
+    /// The model of `--config`.
+    Config,
+    /// BLT-1B's shapes (transformers' default `BltConfig`).
+    #[value(name = "blt-1b")]
+    Blt1b,
 }
 
 /// `train` options.
@@ -269,6 +289,11 @@ pub struct EvalArgs {
     /// Evaluate at most this many rows (0: all).
     #[arg(long, default_value_t = 0)]
     pub max_rows: usize,
+    /// Score through a decoding path instead of the batch forward: every byte pushed through
+    /// the decoder in turn (teacher forcing), as generation runs it. Checks a decoder, or a
+    /// weight precision, against the batch forward on real text.
+    #[arg(long, value_enum)]
+    pub decoder: Option<DecoderChoice>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -10,8 +10,10 @@ use blt_core::host::{
     HostBlock, HostContext, HostCopier, HostCrossAttention, HostKvCache, HostLinear, HostRmsNorm,
     WeightPrecision, add_assign, values,
 };
+use std::sync::Arc;
+
 use blt_patching::VOCAB_SIZE;
-use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, backend::Backend};
 
 use crate::{
     blt::Blt,
@@ -36,6 +38,25 @@ fn blocks<B: Backend>(
         .map_err(|e| ModelError::InvalidInput(e.to_string()))
 }
 
+/// The rows of an embedding table, read where the table already lives: the host decoder
+/// never copies the hash n-gram tables (3 B of BLT-1B's 4.5 B parameters), it reads the few
+/// rows each byte needs.
+pub trait TableRows: Send + Sync {
+    /// Adds row `row` (`d` values) to `out`.
+    fn add_row(&self, row: usize, out: &mut [f32]);
+}
+
+/// A [`TableRows`] over a Burn tensor `[rows, d]`, on any backend (one slice per row read).
+struct TensorRows<B: Backend> {
+    table: Tensor<B, 2>,
+}
+
+impl<B: Backend> TableRows for TensorRows<B> {
+    fn add_row(&self, row: usize, out: &mut [f32]) {
+        add_assign(out, &values(self.table.clone().slice([row..row + 1])));
+    }
+}
+
 /// A [`HierarchicalMemory`] on the host.
 #[derive(Debug, Clone)]
 struct HostMemory {
@@ -48,6 +69,13 @@ impl HostMemory {
         Self {
             memory: values(memory.memory.val()),
             gate: copier.linear(&memory.gate),
+        }
+    }
+
+    /// `h + σ(W[h; m] + b) ⊙ m` for each row of `h`.
+    fn apply_rows(&self, h: &mut [f32]) {
+        for row in h.chunks_exact_mut(self.memory.len()) {
+            self.apply(row);
         }
     }
 
@@ -67,8 +95,8 @@ pub struct HostBlt {
     width: usize,
     /// Byte embeddings, `[260, d]`.
     bytes: Vec<f32>,
-    /// Fused n-gram tables, `[sizes · rows, d]`.
-    ngrams: Option<Vec<f32>>,
+    /// Fused n-gram tables, `[sizes · rows, d]`, where the model keeps them.
+    ngrams: Option<Arc<dyn TableRows>>,
     table_rows: usize,
     encoder: Vec<HostBlock>,
     pool_projection: HostLinear,
@@ -98,8 +126,9 @@ impl std::fmt::Debug for HostBlt {
 }
 
 impl HostBlt {
-    /// Copies `model`'s weights to the host, weight matrices in `precision` (embeddings and
-    /// norms stay `f32`); fails for layers without a host step (differential attention).
+    /// Copies `model`'s weights to the host, weight matrices in `precision` (byte embeddings
+    /// and norms stay `f32`; the n-gram tables are read from the model's own tensor, not
+    /// copied); fails for layers without a host step (differential attention).
     pub fn new<B: Backend>(model: &Blt<B>, precision: WeightPrecision) -> Result<Self> {
         let mut copier = HostCopier::new(precision);
         let c = &mut copier;
@@ -108,11 +137,11 @@ impl HostBlt {
         Ok(Self {
             width: model.embedding.bytes.weight.dims()[1],
             bytes: values(model.embedding.bytes.weight.val()),
-            ngrams: model
-                .embedding
-                .ngrams
-                .as_ref()
-                .map(|e| values(e.weight.val())),
+            ngrams: model.embedding.ngrams.as_ref().map(|e| {
+                Arc::new(TensorRows {
+                    table: e.weight.val(),
+                }) as Arc<dyn TableRows>
+            }),
             table_rows: model.embedding.table_rows,
             encoder: blocks(&encoder.blocks, c)?,
             pool_projection: c.linear(&encoder.patch_projection),
@@ -142,6 +171,40 @@ impl HostBlt {
         })
     }
 
+    /// Width of the local models.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Bytes of the weights copied to the host (what a byte's steps read, at most).
+    pub fn copied_bytes(&self) -> usize {
+        let blocks = |b: &[HostBlock]| b.iter().map(HostBlock::bytes).sum::<usize>();
+        let cross = |c: &HostCrossAttention| c.bytes();
+        self.bytes.len() * 4
+            + blocks(&self.encoder)
+            + blocks(&self.global)
+            + blocks(&self.decoder)
+            + self.pool_projection.bytes()
+            + self.pool_attention.as_ref().map_or(0, cross)
+            + self.global_input.as_ref().map_or(0, HostLinear::bytes)
+            + self.memories.iter().map(|m| m.gate.bytes() + m.memory.len() * 4).sum::<usize>()
+            + self.slot_projection.bytes()
+            + self.decoder_attention.iter().map(cross).sum::<usize>()
+            + self.head.bytes()
+    }
+
+    /// Bytes of copied weights one byte's steps read, and one patch's global step reads: the
+    /// local encoder, the decoder with its slots and head, against the pooling and the global
+    /// model (the n-gram rows, a few kilobytes, are left out).
+    pub fn bytes_per_step(&self) -> (usize, usize) {
+        let blocks = |b: &[HostBlock]| b.iter().map(HostBlock::bytes).sum::<usize>();
+        let per_byte = blocks(&self.encoder)
+            + blocks(&self.decoder)
+            + self.decoder_attention.iter().map(|c| c.bytes()).sum::<usize>()
+            + self.head.bytes();
+        (per_byte, self.copied_bytes() - per_byte - self.bytes.len() * 4)
+    }
+
     /// Fresh caches of the encoder, the global model and the decoder; the local ones hold
     /// `window` bytes.
     pub fn new_caches(&self, window: usize) -> HostCaches {
@@ -155,11 +218,10 @@ impl HostBlt {
     /// The embedding of byte id `id` with its hash n-gram ids (one per table, in `0..rows`).
     pub fn embed(&self, id: u32, ngram_ids: &[u32]) -> Vec<f32> {
         let d = self.width;
-        let row = |table: &[f32], r: usize| table[r * d..(r + 1) * d].to_vec();
-        let mut h = row(&self.bytes, id as usize);
+        let mut h = self.bytes[id as usize * d..(id as usize + 1) * d].to_vec();
         if let Some(ngrams) = &self.ngrams {
             for (table, &n) in ngram_ids.iter().enumerate() {
-                add_assign(&mut h, &row(ngrams, table * self.table_rows + n as usize));
+                ngrams.add_row(table * self.table_rows + n as usize, &mut h);
             }
         }
         h
@@ -169,6 +231,15 @@ impl HostBlt {
     pub fn encode(&self, h: &mut [f32], caches: &mut HostCaches) {
         for (block, cache) in self.encoder.iter().zip(&mut caches.encoder) {
             block.step(h, cache, 0);
+        }
+    }
+
+    /// [`encode`](Self::encode) for consecutive bytes (row-major embeddings, in place), the
+    /// products over all of them at once.
+    pub fn encode_rows(&self, h: &mut [f32], caches: &mut HostCaches) {
+        let segments = vec![0; h.len() / self.width];
+        for (block, cache) in self.encoder.iter().zip(&mut caches.encoder) {
+            block.steps(h, cache, &segments);
         }
     }
 
@@ -225,6 +296,24 @@ impl HostBlt {
         h
     }
 
+    /// [`global_step`](Self::global_step) for consecutive patches (row-major pooled inputs);
+    /// returns their outputs, row-major.
+    pub fn global_rows(&self, patches: &[f32], caches: &mut HostCaches) -> Vec<f32> {
+        let mut h = match &self.global_input {
+            Some(p) => p.apply_rows(patches),
+            None => patches.to_vec(),
+        };
+        let width = self.global.first().map_or(1, HostBlock::width);
+        let segments = vec![0; h.len() / width];
+        for (layer, (block, cache)) in self.global.iter().zip(&mut caches.global).enumerate() {
+            block.steps(&mut h, cache, &segments);
+            if let Some(memory) = self.memories.get(layer) {
+                memory.apply_rows(&mut h);
+            }
+        }
+        h
+    }
+
     /// The decoder's view of a patch: its `k` slots, projected once for every decoder layer.
     pub fn slots(&self, global: &[f32]) -> Vec<HostContext> {
         let slots = self.slot_projection.apply(global);
@@ -257,6 +346,35 @@ impl HostBlt {
         let logits = self.head.apply(&self.norm.apply(&h));
         debug_assert_eq!(logits.len(), VOCAB_SIZE);
         logits
+    }
+}
+
+impl HostBlt {
+    /// [`decode`](Self::decode) for consecutive bytes (row-major encoder states), byte `i`
+    /// against `slots[i]`; returns the last byte's logits. The products run over all bytes at
+    /// once, and the head only for the last.
+    pub fn decode_rows(
+        &self,
+        mut h: Vec<f32>,
+        slots: &[&[HostContext]],
+        caches: &mut HostCaches,
+    ) -> Vec<f32> {
+        let segments = vec![0; slots.len()];
+        for (layer, ((attention, block), cache)) in self
+            .decoder_attention
+            .iter()
+            .zip(&self.decoder)
+            .zip(&mut caches.decoder)
+            .enumerate()
+        {
+            let contexts: Vec<&HostContext> = slots.iter().map(|s| &s[layer]).collect();
+            let read = attention.attend_rows(&h, &contexts);
+            h.iter_mut().for_each(|v| *v *= 2.0);
+            add_assign(&mut h, &read);
+            block.steps(&mut h, cache, &segments);
+        }
+        let last = &h[h.len() - self.width..];
+        self.head.apply(&self.norm.apply(last))
     }
 }
 
@@ -301,9 +419,30 @@ impl HostEntropyModel {
         })
     }
 
+    /// Bytes of the copied weights (what each byte's step reads).
+    pub fn copied_bytes(&self) -> usize {
+        self.embedding.len() * 4
+            + self.blocks.iter().map(HostBlock::bytes).sum::<usize>()
+            + self.head.bytes()
+    }
+
     /// Fresh caches, one per block.
     pub fn new_caches(&self) -> Vec<HostKvCache> {
         new_caches(&self.blocks, Some(self.window))
+    }
+
+    /// Next-byte logits after each of consecutive ids, id `i` in document `segments[i]`
+    /// (row-major, 260 per id); the products over all ids at once.
+    pub fn steps(&self, ids: &[u32], segments: &[u32], caches: &mut [HostKvCache]) -> Vec<f32> {
+        let d = self.head.d_in();
+        let mut h: Vec<f32> = ids
+            .iter()
+            .flat_map(|&id| self.embedding[id as usize * d..(id as usize + 1) * d].iter().copied())
+            .collect();
+        for (block, cache) in self.blocks.iter().zip(caches) {
+            block.steps(&mut h, cache, segments);
+        }
+        self.head.apply_rows(&self.norm.apply_rows(&h))
     }
 
     /// Next-byte logits after byte id `id` of document `segment`.

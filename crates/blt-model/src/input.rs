@@ -71,8 +71,11 @@ impl RowPreparer {
         self.hashed(ids, patches)
     }
 
-    /// Hashes one row and takes its patching as given: `patch_lengths` are positive, sum to
-    /// the row's length, and start with BOS alone (Hugging Face BLT's `patch_lengths`).
+    /// Hashes one row and takes its patching as given: `patch_lengths` start with BOS alone and
+    /// sum to the row's length `T` (transformers' single-row convention: a trailing 0 when
+    /// position `T` opens a patch) or to `T + 1` (Meta's, and transformers' for the shorter
+    /// rows of a batch: the last patch counts the slot after the row, and is that slot alone
+    /// when position `T` opens a patch).
     pub fn prepare_with_lengths(
         &self,
         ids: Vec<u32>,
@@ -80,13 +83,22 @@ impl RowPreparer {
     ) -> Result<PreparedRow> {
         self.check_ids(&ids)?;
         let total: usize = patch_lengths.iter().sum();
-        if total != ids.len() {
+        let patches = if total == ids.len() + 1 && patch_lengths.last().is_some_and(|&l| l > 0) {
+            // Without the slot after the row, the last patch is one shorter: empty (a trailing
+            // 0, "T opens a patch") when it held that slot alone.
+            let mut lengths = patch_lengths.to_vec();
+            *lengths.last_mut().expect("not empty") -= 1;
+            Patches::from_lengths(&lengths)?
+        } else if total == ids.len() {
+            Patches::from_lengths(patch_lengths)?
+        } else {
             return Err(ModelError::InvalidInput(format!(
-                "patch lengths sum to {total}, the row has {} positions",
-                ids.len()
+                "patch lengths sum to {total}; the row has {} positions, so they must sum to \
+                 {0} or {}",
+                ids.len(),
+                ids.len() + 1
             )));
-        }
-        let patches = Patches::from_lengths(patch_lengths)?;
+        };
         self.hashed(ids, patches)
     }
 
@@ -387,5 +399,33 @@ mod tests {
         }
         let distinct: std::collections::BTreeSet<_> = (512..1024).map(bucket_size).collect();
         assert!(distinct.len() <= 9);
+    }
+
+    /// Patch lengths over `T` and over `T + 1` (the slot after the row counted) describe the
+    /// same patching: with position `T` opening a patch (a trailing 0, or a last patch of the
+    /// slot alone) and without (the last patch one longer); other sums are refused.
+    #[test]
+    fn patch_lengths_may_count_the_slot_after_the_row() {
+        let preparer = RowPreparer::new(&BltConfig {
+            patching: crate::PatchingKind::Fixed,
+            ..BltConfig::default()
+        })
+        .unwrap();
+        let ids = vec![BOS_ID, 10, 11, 12, 13, 14];
+        let starts = |lengths: &[usize]| {
+            preparer
+                .prepare_with_lengths(ids.clone(), lengths)
+                .map(|row| row.patches.starts)
+        };
+        // T opens a patch.
+        assert_eq!(starts(&[1, 2, 3, 0]).unwrap(), vec![0, 1, 3, 6]);
+        assert_eq!(starts(&[1, 2, 3, 1]).unwrap(), vec![0, 1, 3, 6]);
+        // It does not.
+        assert_eq!(starts(&[1, 2, 3]).unwrap(), vec![0, 1, 3]);
+        assert_eq!(starts(&[1, 2, 4]).unwrap(), vec![0, 1, 3]);
+        for wrong in [&[1, 2, 2][..], &[1, 2, 5], &[1, 2, 3, 2]] {
+            let err = starts(wrong).unwrap_err().to_string();
+            assert!(err.contains("must sum to 6 or 7"), "{wrong:?}: {err}");
+        }
     }
 }

@@ -69,7 +69,7 @@ pub use entropy::{EntropyModel, EntropyModelConfig, EntropyResets, NEWLINE_ID, e
 pub use error::{ModelError, Result};
 pub use generate::{
     DecodeMode, GeneratedByte, GenerationConfig, GenerationSummary, Generator, Sampler,
-    SamplingConfig, StopReason, WeightPrecision,
+    SamplingConfig, StopReason, WeightPrecision, host_copy_bytes,
 };
 pub use global::{GlobalTransformer, GlobalTransformerConfig, HierarchicalMemory};
 pub use input::{BltInput, PoolingLayout, PreparedRow, RowPreparer, bucket_size};

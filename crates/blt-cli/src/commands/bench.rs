@@ -282,6 +282,7 @@ impl BackendTask for GenerationBench {
             let (host, host_global_steps) =
                 rate(DecodeMode::Host(WeightPrecision::F32), new_bytes)?;
             let (host_bf16, _) = rate(DecodeMode::Host(WeightPrecision::Bf16), new_bytes)?;
+            let (host_int8, _) = rate(DecodeMode::Host(WeightPrecision::Int8), new_bytes)?;
             let (incremental, global_steps) = rate(DecodeMode::Incremental, new_bytes)?;
             let (full, _) = rate(DecodeMode::FullRecompute, full_bytes)?;
             generation.push(json!({
@@ -289,6 +290,8 @@ impl BackendTask for GenerationBench {
                 "new_bytes": new_bytes,
                 "host_bytes_per_s": host,
                 "host_bf16_bytes_per_s": host_bf16,
+                "host_int8_bytes_per_s": host_int8,
+                "int8_over_bf16": host_int8 / host_bf16,
                 "host_global_steps": host_global_steps,
                 "incremental_bytes_per_s": incremental,
                 "incremental_global_steps": global_steps,
@@ -355,6 +358,23 @@ pub fn run(global: &GlobalArgs, args: BenchArgs) -> Result<()> {
         anyhow::ensure!(megabytes > 0, "--corpus-mb must be at least 1");
         let mut report = super::bench_memory::corpus_memory(megabytes)?;
         report["machine"] = machine();
+        return write_report(&report, args.out.as_deref());
+    }
+    if args.shapes == crate::args::BenchShapes::Blt1b {
+        anyhow::ensure!(
+            args.ngram_rows > 0 && args.new_bytes > 1,
+            "--ngram-rows must be at least 1 and --new-bytes at least 2"
+        );
+        let mut report = dispatch(
+            &global.backend,
+            super::bench_1b::Blt1bBench {
+                ngram_rows: args.ngram_rows,
+                new_bytes: args.new_bytes,
+                quick: args.quick,
+            },
+        )?;
+        report["machine"] = machine();
+        report["peak_rss_bytes"] = json!(peak_rss());
         return write_report(&report, args.out.as_deref());
     }
     // The error names the file already.

@@ -7,7 +7,7 @@ use blt_data::{
     BltBatcher, ByteDataset, DataSource, DatasetConfig, EntropyCache, Progress, Row,
     compute_entropies,
 };
-use blt_model::{Blt, BltConfig, EntropyModel, load_model, target_log_probs};
+use blt_model::{Blt, BltConfig, EntropyModel, Generator, load_model, target_log_probs};
 use burn::tensor::backend::Backend;
 use serde::Serialize;
 
@@ -89,15 +89,13 @@ pub fn evaluate<B: Backend>(
         batcher.check_rows(chunk)?;
         Ok(batcher)
     };
-    let (mut loss, mut correct, mut conf, mut bytes) = (0.0f64, 0.0f64, 0.0f64, 0usize);
-    let (mut min_conf, mut max_conf) = (f64::INFINITY, f64::NEG_INFINITY);
-    let (mut positions, mut patches) = (0usize, 0usize);
+    let mut tally = Tally::default();
     progress.start("eval rows", rows.len());
     let mut done = 0;
     for chunk in rows.chunks(batch_size.max(1)) {
         let batch = batcher_for(chunk)?.try_batch::<B>(chunk, device)?;
-        positions += batch.input.lengths.iter().sum::<usize>();
-        patches += batch.input.patch_counts.iter().sum::<usize>();
+        tally.positions += batch.input.lengths.iter().sum::<usize>();
+        tally.patches += batch.input.patch_counts.iter().sum::<usize>();
         let logits = model.forward(&batch.input).logits;
         // The training loss's own per-target terms (`masked_cross_entropy` sums these), kept
         // per byte here for the confidence range.
@@ -111,31 +109,93 @@ pub fn evaluate<B: Backend>(
         let hits: Vec<bool> = hit.into_data().to_vec().context("hits")?;
         for ((&keep, &l), &hit) in mask.iter().zip(&lp).zip(&hits) {
             if keep {
-                let p = (l as f64).exp();
-                loss -= l as f64;
-                conf += p;
-                correct += f64::from(u8::from(hit));
-                min_conf = min_conf.min(p);
-                max_conf = max_conf.max(p);
-                bytes += 1;
+                tally.add(l, hit);
             }
         }
         done += chunk.len();
         progress.update(done);
     }
     progress.finish();
-    let n = bytes.max(1) as f64;
-    Ok(EvalReport {
-        bits_per_byte: loss / n / std::f64::consts::LN_2,
-        loss: loss / n,
-        accuracy: 100.0 * correct / n,
-        perplexity: (loss / n).exp(),
-        mean_confidence: conf / n,
-        min_confidence: min_conf,
-        max_confidence: max_conf,
-        mean_patch_length: positions as f64 / patches.max(1) as f64,
-        bytes,
-    })
+    Ok(tally.report())
+}
+
+/// Scores `rows` through `generator`'s decoding path `mode`, one row and one byte at a time
+/// (teacher forcing; see [`Generator::score`]).
+pub fn evaluate_decoder<B: Backend>(
+    generator: &Generator<'_, B>,
+    mode: blt_model::DecodeMode,
+    rows: &[Row],
+    progress: &dyn Progress,
+) -> Result<EvalReport> {
+    let mut tally = Tally::default();
+    progress.start("eval rows", rows.len());
+    for (done, row) in rows.iter().enumerate() {
+        let input = row.input();
+        let scored = generator.score(&input, &row.targets(), mode)?;
+        tally.positions += input.len();
+        tally.patches += scored.patches;
+        for (&l, &hit) in scored.log_probs.iter().zip(&scored.hits) {
+            tally.add(l, hit);
+        }
+        progress.update(done + 1);
+    }
+    progress.finish();
+    Ok(tally.report())
+}
+
+/// Sums over the scored bytes.
+struct Tally {
+    loss: f64,
+    correct: f64,
+    confidence: f64,
+    min_confidence: f64,
+    max_confidence: f64,
+    bytes: usize,
+    positions: usize,
+    patches: usize,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            loss: 0.0,
+            correct: 0.0,
+            confidence: 0.0,
+            min_confidence: f64::INFINITY,
+            max_confidence: f64::NEG_INFINITY,
+            bytes: 0,
+            positions: 0,
+            patches: 0,
+        }
+    }
+}
+
+impl Tally {
+    /// One target byte with `ln p` and whether it was the arg-max.
+    fn add(&mut self, log_p: f32, hit: bool) {
+        let p = f64::from(log_p).exp();
+        self.loss -= f64::from(log_p);
+        self.confidence += p;
+        self.correct += f64::from(u8::from(hit));
+        self.min_confidence = self.min_confidence.min(p);
+        self.max_confidence = self.max_confidence.max(p);
+        self.bytes += 1;
+    }
+
+    fn report(&self) -> EvalReport {
+        let n = self.bytes.max(1) as f64;
+        EvalReport {
+            bits_per_byte: self.loss / n / std::f64::consts::LN_2,
+            loss: self.loss / n,
+            accuracy: 100.0 * self.correct / n,
+            perplexity: (self.loss / n).exp(),
+            mean_confidence: self.confidence / n,
+            min_confidence: self.min_confidence,
+            max_confidence: self.max_confidence,
+            mean_patch_length: self.positions as f64 / self.patches.max(1) as f64,
+            bytes: self.bytes,
+        }
+    }
 }
 
 struct EvalTask {
@@ -146,11 +206,27 @@ struct EvalTask {
 impl BackendTask for EvalTask {
     type Output = EvalReport;
 
-    fn run<B: Backend>(self, device: B::Device, _name: &'static str) -> Result<EvalReport> {
+    fn run<B: Backend>(self, device: B::Device, name: &'static str) -> Result<EvalReport> {
         let model_dir: PathBuf = self.args.model.clone();
         let loaded = load_model::<B>(&model_dir, &device)
             .with_context(|| format!("loading model {}", model_dir.display()))?;
         let rows = load_rows(&self.args.data, &loaded.config, self.args.max_rows)?;
+        if let Some(choice) = self.args.decoder {
+            let generator = Generator::new(
+                &loaded.model,
+                loaded.entropy_model.as_ref(),
+                &loaded.config,
+                device,
+            )?;
+            let mode = crate::decoder::mode_for(
+                choice,
+                &loaded.model,
+                loaded.entropy_model.as_ref(),
+                name,
+            );
+            tracing::info!(?mode, "scoring through the decoder");
+            return evaluate_decoder(&generator, mode, &rows, self.progress.as_ref());
+        }
         evaluate(
             &loaded.model,
             loaded.entropy_model.as_ref(),

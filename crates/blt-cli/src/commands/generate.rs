@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use blt_model::{GenerationConfig, Generator, SamplingConfig, load_model};
-use burn::{module::Module, tensor::backend::Backend};
+use burn::tensor::backend::Backend;
 
 use crate::{
     args::{GenerateArgs, GlobalArgs},
@@ -108,7 +108,8 @@ impl GenerateTask {
     /// Streams one prompt's completion to stdout.
     fn stream<B: Backend>(&self, generator: &Generator<'_, B>, backend: &str) -> Result<()> {
         generator.check_prompt(&self.prompt)?;
-        let mode = self.decoder.resolve(backend, generator.model.num_params());
+        let mode =
+            crate::decoder::mode_for(self.decoder, generator.model, generator.entropy_model, backend);
         tracing::debug!(?mode, "decoding");
         let mut sink = ByteSink::stdout();
         let started = Instant::now();

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
+mod bench_1b;
 mod bench_memory;
 mod calibrate;
 mod entropy;

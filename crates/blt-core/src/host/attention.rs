@@ -41,6 +41,11 @@ impl HostSelfAttention {
         })
     }
 
+    /// Bytes of its weight matrices and biases.
+    pub fn bytes(&self) -> usize {
+        self.qkv.bytes() + self.output.bytes()
+    }
+
     /// Width of the keys and values it caches.
     pub fn width(&self) -> usize {
         self.heads * self.head_dim
@@ -49,24 +54,37 @@ impl HostSelfAttention {
     /// Attends from `x` (already normed), the next position of `cache`, in document
     /// `segment`, to itself and the cached keys it may see; caches its key and value.
     pub fn step(&self, x: &[f32], cache: &mut HostKvCache, segment: u32) -> Vec<f32> {
+        self.steps(x, cache, &[segment])
+    }
+
+    /// [`step`](Self::step) for consecutive positions: `x` holds one normed row per entry of
+    /// `segments`. The projections run over all rows at once; each row then attends in turn,
+    /// after its own key is cached, so it sees exactly what it would one step at a time.
+    pub fn steps(&self, x: &[f32], cache: &mut HostKvCache, segments: &[u32]) -> Vec<f32> {
         let d = self.width();
-        let mut qkv = self.qkv.apply(x);
-        self.rope.rotate(&mut qkv[..2 * d], cache.position());
-        cache.push(&qkv[d..2 * d], &qkv[2 * d..], segment);
-        let visible = cache.visible(segment);
-        let mut out = vec![0.0; d];
-        attend(
-            Heads {
-                count: self.heads,
-                dim: self.head_dim,
-            },
-            &qkv[..d],
-            cache.keys(),
-            cache.values(),
-            &visible,
-            &mut out,
-        );
-        self.output.apply(&out)
+        let mut qkv = self.qkv.apply_rows(x);
+        let mut out = vec![0.0; segments.len() * d];
+        for ((qkv, &segment), out) in qkv
+            .chunks_exact_mut(3 * d)
+            .zip(segments)
+            .zip(out.chunks_exact_mut(d))
+        {
+            self.rope.rotate(&mut qkv[..2 * d], cache.position());
+            cache.push(&qkv[d..2 * d], &qkv[2 * d..], segment);
+            let visible = cache.visible(segment);
+            attend(
+                Heads {
+                    count: self.heads,
+                    dim: self.head_dim,
+                },
+                &qkv[..d],
+                cache.keys(),
+                cache.values(),
+                &visible,
+                out,
+            );
+        }
+        self.output.apply_rows(&out)
     }
 }
 

@@ -33,6 +33,16 @@ impl HostBlock {
         })
     }
 
+    /// Width of the rows it runs on.
+    pub fn width(&self) -> usize {
+        self.attention_norm.width()
+    }
+
+    /// Bytes of its weight matrices and biases.
+    pub fn bytes(&self) -> usize {
+        self.attention.bytes() + self.ffn.gate.bytes() + self.ffn.up.bytes() + self.ffn.down.bytes()
+    }
+
     /// An empty cache for this block with an attention window of `window` keys.
     pub fn new_cache(&self, window: Option<usize>) -> HostKvCache {
         HostKvCache::new(self.attention.width(), window)
@@ -41,11 +51,17 @@ impl HostBlock {
     /// Runs the block for `x`, the next position of `cache` in document `segment`, in place:
     /// `h = x + Attn(norm(x))`, `x ← h + FFN(norm(h))`.
     pub fn step(&self, x: &mut [f32], cache: &mut HostKvCache, segment: u32) {
+        self.steps(x, cache, &[segment]);
+    }
+
+    /// [`step`](Self::step) for consecutive positions, one row of `x` per entry of `segments`
+    /// (see [`HostSelfAttention::steps`]).
+    pub fn steps(&self, x: &mut [f32], cache: &mut HostKvCache, segments: &[u32]) {
         let attended = self
             .attention
-            .step(&self.attention_norm.apply(x), cache, segment);
+            .steps(&self.attention_norm.apply_rows(x), cache, segments);
         add_assign(x, &attended);
-        let out = self.ffn.apply(&self.ffn_norm.apply(x));
+        let out = self.ffn.apply_rows(&self.ffn_norm.apply_rows(x));
         add_assign(x, &out);
     }
 }
@@ -70,13 +86,18 @@ impl HostSwiGlu {
 
     /// `down(silu(gate·x) ⊙ up·x)`.
     pub fn apply(&self, x: &[f32]) -> Vec<f32> {
-        let mut gated = self.gate.apply(x);
-        let up = self.up.apply(x);
+        self.apply_rows(x)
+    }
+
+    /// [`apply`](Self::apply) to each row of `x`, the products over all rows at once.
+    pub fn apply_rows(&self, x: &[f32]) -> Vec<f32> {
+        let mut gated = self.gate.apply_rows(x);
+        let up = self.up.apply_rows(x);
         simd::dispatch(Gate {
             gate: &mut gated,
             up: &up,
         });
-        self.down.apply(&gated)
+        self.down.apply_rows(&gated)
     }
 }
 

@@ -50,6 +50,11 @@ impl HostCrossAttention {
         }
     }
 
+    /// Bytes of its weight matrices and biases.
+    pub fn bytes(&self) -> usize {
+        self.wq.bytes() + self.wk.bytes() + self.wv.bytes() + self.wo.bytes()
+    }
+
     /// Normalises and projects context rows (row-major, `d_kv` features each).
     pub fn context(&self, rows: &[f32]) -> HostContext {
         let normed: Vec<f32> = rows
@@ -67,24 +72,36 @@ impl HostCrossAttention {
     /// residual), as [`CrossAttention::forward`] with nothing masked. An empty context gives
     /// zeros.
     pub fn attend(&self, query: &[f32], context: &HostContext) -> Vec<f32> {
-        let q = self.wq.apply(&self.query_norm.apply(query));
-        let d = q.len();
-        let mut out = vec![0.0; d];
-        let slots: Vec<usize> = (0..context.len).collect();
-        attend(
-            Heads {
-                count: self.heads,
-                dim: d / self.heads,
-            },
-            &q,
-            &context.keys,
-            &context.values,
-            &slots,
-            &mut out,
-        );
-        if context.len == 0 {
-            return out;
+        self.attend_rows(query, &[context])
+    }
+
+    /// [`attend`](Self::attend) for several queries (row-major), query `i` reading
+    /// `contexts[i]`; the projections run over all rows at once.
+    pub fn attend_rows(&self, queries: &[f32], contexts: &[&HostContext]) -> Vec<f32> {
+        let q = self.wq.apply_rows(&self.query_norm.apply_rows(queries));
+        let d = self.wq.d_out();
+        let mut out = vec![0.0; q.len()];
+        for ((q, out), context) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).zip(contexts) {
+            let slots: Vec<usize> = (0..context.len).collect();
+            attend(
+                Heads {
+                    count: self.heads,
+                    dim: d / self.heads,
+                },
+                q,
+                &context.keys,
+                &context.values,
+                &slots,
+                out,
+            );
         }
-        self.wo.apply(&out)
+        let mut projected = self.wo.apply_rows(&out);
+        // An empty context reads nothing: zeros, not the output projection's bias.
+        for (row, context) in projected.chunks_exact_mut(self.wo.d_out()).zip(contexts) {
+            if context.len == 0 {
+                row.fill(0.0);
+            }
+        }
+        projected
     }
 }

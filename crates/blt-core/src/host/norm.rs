@@ -1,4 +1,4 @@
-//! RMSNorm of one row.
+//! RMSNorm of rows.
 
 use burn::tensor::backend::Backend;
 
@@ -47,6 +47,18 @@ impl HostRmsNorm {
             out: &mut out,
         });
         out
+    }
+
+    /// Width of a row.
+    pub fn width(&self) -> usize {
+        self.gamma.len()
+    }
+
+    /// [`apply`](Self::apply) to each row of `x` (row-major, `d_model` values each).
+    pub fn apply_rows(&self, x: &[f32]) -> Vec<f32> {
+        x.chunks_exact(self.gamma.len())
+            .flat_map(|row| self.apply(row))
+            .collect()
     }
 }
 

@@ -64,6 +64,63 @@ fn linear_matches_burn() {
     }
 }
 
+/// Many rows through one product equal the product of each row alone, exactly (the sums run
+/// in the same order), in every precision, for row counts that leave partial tiles and row
+/// chunks, on one thread and split over the pool.
+#[test]
+fn many_row_products_equal_one_row_products() {
+    for (d_in, d_out, rows, seed) in [(9, 5, 3, 1), (301, 1100, 7, 2), (70, 200, 131, 3)] {
+        let weight = values(random([d_in, d_out], seed));
+        let bias = values(random([d_out], seed + 1));
+        let x = values(random([rows, d_in], seed + 2));
+        for precision in [WeightPrecision::F32, WeightPrecision::Bf16, WeightPrecision::Int8] {
+            let layer = HostLinear::from_values(&weight, Some(bias.clone()), [d_in, d_out], precision);
+            let many = layer.apply_rows(&x);
+            for (r, row) in x.chunks_exact(d_in).enumerate() {
+                assert_eq!(
+                    &many[r * d_out..(r + 1) * d_out],
+                    layer.apply(row).as_slice(),
+                    "{precision:?}, {rows} rows of [{d_in}, {d_out}]: row {r}"
+                );
+            }
+        }
+    }
+}
+
+/// `int8` weights: each weight moves by at most half a step of its group's scale, so a product
+/// stays within that bound summed over the row, and it is not the `f32` product (the weights
+/// were rounded); a zero column stays exactly zero.
+#[test]
+fn int8_products_stay_within_the_quantisation_bound() {
+    let (d_in, d_out) = (100, 130);
+    let mut weight = values(random([d_in, d_out], 11));
+    for i in 0..d_in {
+        weight[i * d_out + 7] = 0.0;
+    }
+    let x = values(random([1, d_in], 12));
+    let exact = HostLinear::from_values(&weight, None, [d_in, d_out], WeightPrecision::F32);
+    let int8 = HostLinear::from_values(&weight, None, [d_in, d_out], WeightPrecision::Int8);
+    let (want, got) = (exact.apply(&x), int8.apply(&x));
+    let mut moved = 0.0f32;
+    for j in 0..d_out {
+        // The bound: Σ_i |x_i| · (group max of column j) / 254.
+        let bound: f32 = (0..d_in)
+            .map(|i| {
+                let group = i / 32 * 32..(i / 32 * 32 + 32).min(d_in);
+                let max = group.map(|k| weight[k * d_out + j].abs()).fold(0.0, f32::max);
+                x[i].abs() * max / 254.0
+            })
+            .sum();
+        let diff = (got[j] - want[j]).abs();
+        assert!(diff <= bound * 1.001 + 1e-6, "column {j}: {diff} > {bound}");
+        moved = moved.max(diff);
+    }
+    assert_eq!(got[7], 0.0);
+    assert!(moved > 0.0, "int8 changed nothing");
+    assert_eq!(int8.precision(), WeightPrecision::Int8);
+    assert!(int8.bytes() * 3 < exact.bytes(), "{} vs {}", int8.bytes(), exact.bytes());
+}
+
 /// Round to nearest, ties to even, on the bit patterns.
 #[test]
 fn bf16_rounding() {
@@ -118,6 +175,17 @@ fn block_steps_equal_the_full_forward() {
     }
     assert_eq!(cache.len(), window, "the ring keeps the window");
     assert_eq!(cache.position(), seq);
+
+    // All positions in one call (as a prompt's prefill runs them), then in two calls.
+    for split in [seq, 4] {
+        let mut cache = host.new_cache(Some(window));
+        let mut rows = x.clone();
+        let (head, tail) = rows.split_at_mut(split * d);
+        host.steps(head, &mut cache, &segments[..split]);
+        host.steps(tail, &mut cache, &segments[split..]);
+        assert_close(&rows, &want, 2e-5, &format!("steps split at {split}"));
+        assert_eq!(cache.position(), seq);
+    }
 }
 
 #[test]

@@ -15,31 +15,26 @@
 //! A row that has finished keeps feeding padding until the batch ends.
 
 use blt_core::KvCache;
-use blt_patching::{NgramStream, PAD_ID, StreamingPatcher};
+use blt_patching::PAD_ID;
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
-use super::{Generator, Step, incremental::pool_patch};
-use crate::{
-    entropy::entropy_of_logits,
-    error::{ModelError, Result},
+use super::{
+    Generator, Step,
+    incremental::{cached_entropies, pool_patch},
+    state::{ByteInput, SequenceState},
 };
+use crate::error::{ModelError, Result};
 
 /// Segment id of padding positions: real tokens use small document ids, so a real query never
 /// matches it.
 pub const PAD_SEGMENT: u32 = u32::MAX;
 
-/// One sequence's streaming state.
+/// One sequence's streaming state and open patch.
 #[derive(Debug)]
 struct Row<B: Backend> {
-    ngrams: NgramStream,
-    patcher: StreamingPatcher,
-    entropy_segment: u32,
+    state: SequenceState,
     /// Encoder states of the bytes of the open patch, each `[1, 1, d]`.
     open_patch: Vec<Tensor<B, 3>>,
-    /// Positions consumed (BOS included).
-    positions: usize,
-    /// Patches closed, each with one global step.
-    patches_closed: usize,
 }
 
 /// Incremental decoding of a batch of sequences (see the module docs).
@@ -66,20 +61,15 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
         }
         let config = generator.config;
         let model = generator.model;
-        let hasher = config.ngram_hasher()?;
-        let patcher = StreamingPatcher::new(config.patcher_config())?;
+        let state = SequenceState::new(config)?;
         let window = Some(config.window_size);
         let local = |n: usize| (0..n).map(|_| KvCache::new(window)).collect::<Vec<_>>();
         Ok(Self {
             generator,
             rows: (0..batch)
                 .map(|_| Row {
-                    ngrams: hasher.stream(),
-                    patcher: patcher.clone(),
-                    entropy_segment: 0,
+                    state: state.clone(),
                     open_patch: Vec::new(),
-                    positions: 0,
-                    patches_closed: 0,
                 })
                 .collect(),
             entropy_caches: generator
@@ -115,7 +105,8 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
         }
         let config = self.generator.config;
         let limit = config.max_position_embeddings;
-        if let Some(row) = (0..batch).find(|&r| ids[r].is_some() && self.rows[r].positions >= limit)
+        if let Some(row) =
+            (0..batch).find(|&r| ids[r].is_some() && self.rows[r].state.positions() >= limit)
         {
             return Err(ModelError::InvalidInput(format!(
                 "sequence {row} is full (max_position_embeddings {limit})"
@@ -131,8 +122,14 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
         let positions: Vec<usize> = self
             .rows
             .iter()
-            .map(|r| r.positions.min(limit - 1))
+            .map(|r| r.state.positions().min(limit - 1))
             .collect();
+        let inputs = self
+            .rows
+            .iter_mut()
+            .zip(ids)
+            .map(|(row, id)| id.map(|id| row.state.begin(id)).transpose())
+            .collect::<Result<Vec<Option<ByteInput>>>>()?;
         let segments: Vec<Vec<u32>> = ids
             .iter()
             .map(|id| vec![if id.is_some() { 0 } else { PAD_SEGMENT }])
@@ -146,13 +143,13 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
             ),
             &device,
         );
-        let entropies = self.entropies(ids, id_tensor.clone(), &positions)?;
+        let entropies = self.entropies(&inputs, id_tensor.clone(), &positions);
 
         let sizes = config.ngram_sizes.len();
         let mut ngram_ids = vec![0i64; batch * sizes];
-        for (r, (row, id)) in self.rows.iter_mut().zip(ids).enumerate() {
-            if let Some(id) = id {
-                for (s, n) in row.ngrams.push(*id).into_iter().enumerate() {
+        for (r, input) in inputs.iter().enumerate() {
+            if let Some(input) = input {
+                for (s, &n) in input.ngrams.iter().enumerate() {
                     // Layout [batch, sizes, 1].
                     ngram_ids[r * sizes + s] = i64::from(n);
                 }
@@ -169,7 +166,7 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
         for (r, (row, id)) in self.rows.iter_mut().zip(ids).enumerate() {
             if let Some(id) = id {
                 row.open_patch.push(h.clone().narrow(0, r, 1));
-                next_starts[r] = row.patcher.try_push(*id, entropies[r])?.next_starts_patch;
+                next_starts[r] = row.state.finish(*id, entropies[r])?;
             }
         }
         if next_starts.iter().any(|&c| c) {
@@ -197,61 +194,42 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
             .iter()
             .enumerate()
             .map(|(r, id)| {
-                id.map(|_| {
-                    self.rows[r].positions += 1;
-                    Step {
+                id.map(|_| Step {
                         logits: values[r * vocab..(r + 1) * vocab].to_vec(),
                         entropy: entropies[r],
-                        next_starts_patch: next_starts[r],
-                    }
+                    next_starts_patch: next_starts[r],
                 })
             })
             .collect())
     }
 
     /// The entropy model's entropy at this position for each row fed an id (`None` without an
-    /// entropy model); advances each row's entropy document at EOS or a reset newline.
+    /// entropy model), each row in its own entropy document.
     fn entropies(
         &mut self,
-        ids: &[Option<u32>],
+        inputs: &[Option<ByteInput>],
         id_tensor: Tensor<B, 2, Int>,
         positions: &[usize],
-    ) -> Result<Vec<Option<f32>>> {
+    ) -> Vec<Option<f32>> {
         let Some(model) = self.generator.entropy_model else {
-            return Ok(vec![None; ids.len()]);
+            return vec![None; inputs.len()];
         };
-        let segments: Vec<Vec<u32>> = self
-            .rows
+        let segments: Vec<Vec<u32>> = inputs
             .iter()
-            .zip(ids)
-            .map(|(row, id)| {
-                vec![if id.is_some() {
-                    row.entropy_segment
-                } else {
-                    PAD_SEGMENT
-                }]
-            })
+            .map(|input| vec![input.as_ref().map_or(PAD_SEGMENT, |i| i.entropy_segment)])
             .collect();
-        let logits = model.forward_cached(
+        let h = cached_entropies(
+            model,
             id_tensor,
             &mut self.entropy_caches,
-            Some(&segments),
+            &segments,
             Some(positions),
         );
-        let h: Vec<f32> = entropy_of_logits(logits)
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| ModelError::InvalidInput(format!("entropies: {e:?}")))?;
-        let resets = self.generator.config.entropy_resets();
-        for (row, id) in self.rows.iter_mut().zip(ids) {
-            if let Some(id) = *id
-                && resets.ends_segment(id)
-            {
-                row.entropy_segment += 1;
-            }
-        }
-        Ok(ids.iter().zip(h).map(|(id, h)| id.map(|_| h)).collect())
+        inputs
+            .iter()
+            .zip(h)
+            .map(|(input, h)| input.as_ref().map(|_| h))
+            .collect()
     }
 
     /// Pools the open patch of every row in `closing` and runs one global step for the batch;
@@ -275,7 +253,7 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
             .iter()
             .map(|&c| vec![if c { 0 } else { PAD_SEGMENT }])
             .collect();
-        let positions: Vec<usize> = self.rows.iter().map(|r| r.patches_closed).collect();
+        let positions: Vec<usize> = self.rows.iter().map(|r| r.state.global_steps()).collect();
         let global = model.global.forward_cached(
             Tensor::cat(inputs, 0),
             &mut self.global_caches,
@@ -296,7 +274,9 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
             }
         });
         for (row, &close) in self.rows.iter_mut().zip(closing) {
-            row.patches_closed += usize::from(close);
+            if close {
+                row.state.patch_closed();
+            }
         }
         self.global_invocations += 1;
     }
@@ -304,13 +284,12 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
     /// Patches of `row` so far (counting the one its next byte belongs to), as
     /// [`super::StepDecoder::patches`] counts them.
     pub fn patches(&self, row: usize) -> usize {
-        let patcher = &self.rows[row].patcher;
-        patcher.num_patches() + usize::from(patcher.next_starts_patch())
+        self.rows[row].state.patches()
     }
 
     /// Global steps that included `row`'s patches: exactly one per closed patch.
     pub fn global_steps(&self, row: usize) -> usize {
-        self.rows[row].patches_closed
+        self.rows[row].state.global_steps()
     }
 
     /// Cached global steps run for the whole batch (at most the sum of the rows' patches;

@@ -1,43 +1,27 @@
-//! The incremental decoding path (reference §10, our derivation; neither the original code nor
-//! the Hugging Face port has one): KV caches for the entropy model and the local encoder and
-//! decoder (bounded by their windows), streaming patch decisions, and exactly one cached global
-//! step per patch, run when the patch closes.
-//!
-//! At byte `t`: the entropy model gives H[t]; the streaming patcher decides whether byte `t+1`
-//! opens a patch; if so, the current patch is complete — its bytes' encoder states are pooled and
-//! the global transformer advances by one patch. The decoder for byte `t` then reads the slots of
-//! the most recently completed patch, which is `dec(t)` in both cases.
+//! [`Incremental`]: the streaming decoder (see [`super::streaming`]) with the layers run
+//! through the backend's own ops, on whatever device holds the model.
 
 use blt_core::KvCache;
-use blt_patching::{NgramStream, StreamingPatcher};
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 
-use super::{Generator, Step, StepDecoder};
-use crate::{
-    blt::Blt,
-    error::{ModelError, Result},
-    input::PoolingLayout,
+use super::{
+    Generator,
+    state::SequenceState,
+    streaming::{ByteInput, DecodeLayers, Streaming},
 };
+use crate::{blt::Blt, entropy::EntropyModel, error::Result, input::PoolingLayout};
 
-/// Incremental [`StepDecoder`].
+/// Incremental [`StepDecoder`](super::StepDecoder) on the backend's ops.
+pub type Incremental<'g, 'a, B> = Streaming<BurnLayers<'g, 'a, B>>;
+
+/// The model's layers through Burn, with one sequence's KV caches.
 #[derive(Debug)]
-pub struct Incremental<'g, 'a, B: Backend> {
+pub struct BurnLayers<'g, 'a, B: Backend> {
     generator: &'g Generator<'a, B>,
-    ngrams: NgramStream,
-    patcher: StreamingPatcher,
     entropy_caches: Vec<KvCache<B>>,
-    entropy_segment: u32,
     encoder_caches: Vec<KvCache<B>>,
     global_caches: Vec<KvCache<B>>,
     decoder_caches: Vec<KvCache<B>>,
-    /// Encoder states of the bytes of the open patch, each `[1, 1, d]`.
-    open_patch: Vec<Tensor<B, 3>>,
-    /// Decoder slots of the last completed patch, `[1, k, d]`.
-    last_slots: Option<Tensor<B, 3>>,
-    global_steps: usize,
-    positions: usize,
-    /// Whether each position consumed, and the next, opens a patch.
-    starts: Vec<bool>,
 }
 
 impl<'g, 'a, B: Backend> Incremental<'g, 'a, B> {
@@ -47,52 +31,32 @@ impl<'g, 'a, B: Backend> Incremental<'g, 'a, B> {
         let model = generator.model;
         let window = Some(config.window_size);
         let local = |n: usize| (0..n).map(|_| KvCache::new(window)).collect::<Vec<_>>();
-        Ok(Self {
+        let layers = BurnLayers {
             generator,
-            ngrams: config.ngram_hasher()?.stream(),
-            patcher: StreamingPatcher::new(config.patcher_config())?,
             entropy_caches: generator
                 .entropy_model
                 .map(|e| e.new_caches())
                 .unwrap_or_default(),
-            entropy_segment: 0,
             encoder_caches: local(model.encoder.blocks.len()),
             global_caches: model.global.new_caches(),
             decoder_caches: local(model.decoder.blocks.len()),
-            open_patch: Vec::new(),
-            last_slots: None,
-            global_steps: 0,
-            positions: 0,
-            starts: vec![true],
-        })
+        };
+        Ok(Streaming::with_layers(SequenceState::new(config)?, layers))
     }
+}
 
-    fn entropy(&mut self, id: u32, device: &B::Device) -> Option<f32> {
-        let model = self.generator.entropy_model?;
-        let segments = [vec![self.entropy_segment]];
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![id as i64], [1, 1]), device);
-        let logits = model.forward_cached(ids, &mut self.entropy_caches, Some(&segments), None);
-        if self.generator.config.entropy_resets().ends_segment(id) {
-            self.entropy_segment += 1;
-        }
-        let h: f32 = crate::entropy::entropy_of_logits(logits)
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .expect("f32 entropy")[0];
-        Some(h)
-    }
-
-    /// Pools the open patch's bytes and advances the global model by one patch.
-    fn close_patch(&mut self, device: &B::Device) {
-        let model = self.generator.model;
-        let pooled = pool_patch(model, std::mem::take(&mut self.open_patch), device);
-        let global = model
-            .global
-            .forward_cached(pooled, &mut self.global_caches, None, None);
-        self.last_slots = Some(model.decoder.patch_slots(global));
-        self.global_steps += 1;
-    }
+/// The entropy model's entropies after one new id per row (`ids: [batch, 1]`), each row in
+/// its own document, at its own position when `positions` is given: the one cached entropy
+/// step of the Burn paths.
+pub(super) fn cached_entropies<B: Backend>(
+    model: &EntropyModel<B>,
+    ids: Tensor<B, 2, Int>,
+    caches: &mut [KvCache<B>],
+    segments: &[Vec<u32>],
+    positions: Option<&[usize]>,
+) -> Vec<f32> {
+    let logits = model.forward_cached(ids, caches, Some(segments), positions);
+    blt_core::host::values(crate::entropy::entropy_of_logits(logits).reshape([-1]))
 }
 
 /// Pools one patch from its bytes' encoder states (each `[1, 1, d]`) into the global model's
@@ -114,66 +78,59 @@ pub(super) fn pool_patch<B: Backend>(
     model.encoder.pool(Tensor::cat(bytes, 1), &layout)
 }
 
-impl<B: Backend> StepDecoder for Incremental<'_, '_, B> {
-    fn push(&mut self, id: u32) -> Result<Step> {
-        let generator = self.generator;
-        let config = generator.config;
-        if self.positions >= config.max_position_embeddings {
-            return Err(ModelError::InvalidInput(format!(
-                "the sequence is full (max_position_embeddings {})",
-                config.max_position_embeddings
-            )));
-        }
-        let device = generator.device.clone();
-        let model = generator.model;
-        let entropy = self.entropy(id, &device);
+impl<B: Backend> BurnLayers<'_, '_, B> {
+    fn one_id(&self, id: u32) -> Tensor<B, 2, Int> {
+        Tensor::from_data(TensorData::new(vec![i64::from(id)], [1, 1]), &self.generator.device)
+    }
+}
 
-        let ngram_ids: Vec<i64> = self.ngrams.push(id).into_iter().map(i64::from).collect();
-        let sizes = ngram_ids.len();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![id as i64], [1, 1]), &device);
-        let ngrams =
-            Tensor::<B, 3, Int>::from_data(TensorData::new(ngram_ids, [1, sizes, 1]), &device);
-        let mut h = model.embedding.forward(ids, ngrams);
+impl<B: Backend> DecodeLayers for BurnLayers<'_, '_, B> {
+    /// `[1, 1, d]`.
+    type Byte = Tensor<B, 3>;
+    /// `[1, k, d]`.
+    type Slots = Tensor<B, 3>;
+
+    fn entropy(&mut self, byte: &ByteInput) -> Option<f32> {
+        let model = self.generator.entropy_model?;
+        let ids = self.one_id(byte.id);
+        let segments = [vec![byte.entropy_segment]];
+        Some(cached_entropies(model, ids, &mut self.entropy_caches, &segments, None)[0])
+    }
+
+    fn encode(&mut self, byte: &ByteInput) -> Tensor<B, 3> {
+        let model = self.generator.model;
+        let sizes = byte.ngrams.len();
+        let ngram_ids = byte.ngrams.iter().map(|&n| i64::from(n)).collect();
+        let ngrams = Tensor::<B, 3, Int>::from_data(
+            TensorData::new(ngram_ids, [1, sizes, 1]),
+            &self.generator.device,
+        );
+        let mut h = model.embedding.forward(self.one_id(byte.id), ngrams);
         for (block, cache) in model.encoder.blocks.iter().zip(&mut self.encoder_caches) {
             h = block.forward_cached(h, cache, None);
         }
-        self.open_patch.push(h.clone());
-
-        let step = self.patcher.try_push(id, entropy)?;
-        if step.next_starts_patch {
-            self.close_patch(&device);
-        }
-        let slots = self
-            .last_slots
-            .clone()
-            .expect("position 1 always starts a patch, so patch 0 closes after BOS");
-        let group = Tensor::<B, 2, Int>::zeros([1, 1], &device);
-        let logits =
-            model
-                .decoder
-                .forward_cached(h, slots, group, &mut self.decoder_caches, None, None);
-        self.positions += 1;
-        self.starts.push(step.next_starts_patch);
-        Ok(Step {
-            logits: logits
-                .into_data()
-                .convert::<f32>()
-                .to_vec()
-                .expect("f32 logits"),
-            entropy,
-            next_starts_patch: step.next_starts_patch,
-        })
+        h
     }
 
-    fn patches(&self) -> usize {
-        self.patcher.num_patches() + usize::from(self.patcher.next_starts_patch())
+    fn close_patch(&mut self, bytes: Vec<Tensor<B, 3>>) -> Tensor<B, 3> {
+        let model = self.generator.model;
+        let pooled = pool_patch(model, bytes, &self.generator.device);
+        let global = model
+            .global
+            .forward_cached(pooled, &mut self.global_caches, None, None);
+        model.decoder.patch_slots(global)
     }
 
-    fn global_steps(&self) -> usize {
-        self.global_steps
-    }
-
-    fn patch_starts(&self) -> &[bool] {
-        &self.starts
+    fn decode(&mut self, byte: Tensor<B, 3>, slots: &Tensor<B, 3>) -> Vec<f32> {
+        let group = Tensor::<B, 2, Int>::zeros([1, 1], &self.generator.device);
+        let logits = self.generator.model.decoder.forward_cached(
+            byte,
+            slots.clone(),
+            group,
+            &mut self.decoder_caches,
+            None,
+            None,
+        );
+        blt_core::host::values(logits)
     }
 }

@@ -13,15 +13,20 @@ mod full;
 mod host;
 mod incremental;
 mod sampler;
+mod score;
+mod state;
+mod streaming;
 
 use blt_patching::{BOS_ID, ByteTokenizer, EOS_ID, EncodeOptions, id_to_byte};
 use burn::tensor::backend::Backend;
 
 pub use batched::{BatchedIncremental, PAD_SEGMENT};
 pub use full::FullRecompute;
-pub use host::HostDecoder;
-pub use incremental::Incremental;
+pub use host::{HostDecoder, HostLayers};
+pub use incremental::{BurnLayers, Incremental};
+pub use streaming::{ByteInput, DecodeLayers, Streaming};
 pub use sampler::{Sampler, SamplingConfig, argmax};
+pub use score::{Scored, log_prob};
 
 use crate::{
     blt::Blt,
@@ -180,8 +185,9 @@ pub struct Generator<'a, B: Backend> {
     pub config: &'a BltConfig,
     /// Device the model lives on.
     pub device: B::Device,
-    /// The host copies [`DecodeMode::Host`] decodes with, made on first use: `f32`, `bf16`.
-    host: [std::sync::OnceLock<HostModels>; 2],
+    /// The host copies [`DecodeMode::Host`] decodes with, made on first use: `f32`, `bf16`,
+    /// `int8`.
+    host: [std::sync::OnceLock<HostModels>; 3],
 }
 
 impl<'a, B: Backend> Generator<'a, B> {
@@ -212,7 +218,11 @@ impl<'a, B: Backend> Generator<'a, B> {
         &self,
         precision: WeightPrecision,
     ) -> Result<(&HostBlt, Option<&HostEntropyModel>)> {
-        let cell = &self.host[usize::from(precision == WeightPrecision::Bf16)];
+        let cell = &self.host[match precision {
+            WeightPrecision::F32 => 0,
+            WeightPrecision::Bf16 => 1,
+            WeightPrecision::Int8 => 2,
+        }];
         if cell.get().is_none() {
             let model = HostBlt::new(self.model, precision)?;
             let entropy = self
@@ -224,6 +234,12 @@ impl<'a, B: Backend> Generator<'a, B> {
         }
         let (model, entropy) = cell.get().expect("set above");
         Ok((model, entropy.as_ref()))
+    }
+
+    /// Bytes the host copies of its models take with weight matrices in `precision` (see
+    /// [`host_copy_bytes`]).
+    pub fn host_copy_bytes(&self, precision: WeightPrecision) -> usize {
+        host_copy_bytes(self.model, self.entropy_model, precision)
     }
 
     /// Checks a prompt: non-empty and short enough.
@@ -352,6 +368,24 @@ impl<'a, B: Backend> Generator<'a, B> {
             .map(|(r, row)| row.finish(decoder.patches(r), decoder.global_steps(r)))
             .collect())
     }
+}
+
+/// Bytes the host copies of `model` and `entropy_model` take with weight matrices in
+/// `precision` ([`DecodeMode::Host`]): every parameter but the hash n-gram tables, which the
+/// host decoder reads where the model keeps them.
+pub fn host_copy_bytes<B: Backend>(
+    model: &Blt<B>,
+    entropy_model: Option<&EntropyModel<B>>,
+    precision: WeightPrecision,
+) -> usize {
+    use burn::module::Module;
+    let tables: usize = model
+        .embedding
+        .ngrams
+        .as_ref()
+        .map_or(0, |e| e.weight.dims().iter().product());
+    let params = model.num_params() - tables + entropy_model.map_or(0, Module::num_params);
+    (params as f64 * precision.bytes_per_weight()) as usize
 }
 
 /// Where a full context is cut: the latest position that opens a patch and keeps at least half

@@ -18,8 +18,12 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 
 pub use config::HfBltConfig;
+
+/// transformers' default `BltConfig` as `config.json` (BLT-1B's shapes), as
+/// `transformers.BltConfig().to_json_string()` writes it (transformers 5.24).
+pub const DEFAULT_CONFIG_JSON: &str = include_str!("../../tests/fixtures/hf-default-config.json");
 pub use export::{export_hf, export_hf_with, hf_config_json};
-pub use reference::{ReferenceRow, max_logit_diffs, parse_reference};
+pub use reference::{ReferenceRow, logit_diffs_by_position, max_logit_diffs, parse_reference};
 pub use safetensors::{Checkpoint, HostTensor, INDEX_FILE, SINGLE_FILE, write_f32, write_f32_with};
 
 use crate::{

@@ -133,9 +133,8 @@ pub fn parse_reference(text: &str) -> Result<Vec<ReferenceRow>> {
         .collect()
 }
 
-/// The largest absolute logit difference of each row against the reference, the rows run as
-/// one batch. Rows without patch lengths are cut by the model's own patcher (entropy patching
-/// needs `entropy_model`).
+/// The largest absolute logit difference of each row against the reference (see
+/// [`logit_diffs_by_position`]).
 pub fn max_logit_diffs<B: Backend>(
     model: &Blt<B>,
     config: &BltConfig,
@@ -143,6 +142,25 @@ pub fn max_logit_diffs<B: Backend>(
     rows: &[ReferenceRow],
     device: &B::Device,
 ) -> Result<Vec<f32>> {
+    Ok(
+        logit_diffs_by_position(model, config, entropy_model, rows, device)?
+            .into_iter()
+            .map(|row| row.into_iter().fold(0.0, f32::max))
+            .collect(),
+    )
+}
+
+/// The largest absolute logit difference at each position of each row against the
+/// reference, the rows run as one batch (a NaN on either side counts as infinite). Rows
+/// without patch lengths are cut by the model's own patcher (entropy patching needs
+/// `entropy_model`).
+pub fn logit_diffs_by_position<B: Backend>(
+    model: &Blt<B>,
+    config: &BltConfig,
+    entropy_model: Option<&EntropyModel<B>>,
+    rows: &[ReferenceRow],
+    device: &B::Device,
+) -> Result<Vec<Vec<f32>>> {
     let preparer = RowPreparer::new(config)?;
     let prepared = rows
         .iter()
@@ -182,12 +200,17 @@ pub fn max_logit_diffs<B: Backend>(
         .enumerate()
         .map(|(r, row)| {
             let ours = &logits[r * seq * 260..(r * seq + row.input_ids.len()) * 260];
-            ours.iter()
-                .zip(&row.logits)
-                // A NaN on either side is the worst difference, not one `max` skips.
-                .map(|(a, b)| (a - b).abs())
-                .map(|d| if d.is_nan() { f32::INFINITY } else { d })
-                .fold(0.0, f32::max)
+            ours.chunks_exact(260)
+                .zip(row.logits.chunks_exact(260))
+                .map(|(ours, theirs)| {
+                    ours.iter()
+                        .zip(theirs)
+                        // A NaN on either side is the worst difference, not one `max` skips.
+                        .map(|(a, b)| (a - b).abs())
+                        .map(|d| if d.is_nan() { f32::INFINITY } else { d })
+                        .fold(0.0, f32::max)
+                })
+                .collect()
         })
         .collect())
 }

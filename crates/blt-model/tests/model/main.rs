@@ -14,5 +14,6 @@ mod host;
 mod incremental;
 mod io;
 mod overfit_generate;
+mod prefill;
 mod presets;
 mod schemes;

@@ -88,9 +88,12 @@ impl BackendTask for InteractiveTask {
         let stop = Arc::new(AtomicBool::new(false));
         std::thread::scope(|scope| {
             let worker_stop = Arc::clone(&stop);
-            let mode = self
-                .decoder
-                .resolve(name, burn::module::Module::num_params(&loaded.model));
+            let mode = crate::decoder::mode_for(
+                self.decoder,
+                &loaded.model,
+                loaded.entropy_model.as_ref(),
+                name,
+            );
             let worker = std::thread::Builder::new()
                 .name("blt-generate".into())
                 .spawn_scoped(scope, move || {
