@@ -91,7 +91,10 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
 /// `--shapes blt-1b`: the BLT-1B generation bench, and with `--peer` transformers' cached
 /// `generate` at the same shapes, run right after it.
 fn run_shapes(args: &BenchArgs, mut cargo: Vec<String>, shapes: &str, out: &str) -> Result<()> {
-    anyhow::ensure!(shapes == "blt-1b", "--shapes: `blt-1b` is the one other shape set");
+    anyhow::ensure!(
+        shapes == "blt-1b",
+        "--shapes: `blt-1b` is the one other shape set"
+    );
     let rows = args.ngram_rows.unwrap_or(50_000);
     cargo.extend([
         "--shapes".into(),

@@ -15,7 +15,12 @@ pub fn run_peer_1b(python: &str, rows: usize, new_bytes: usize) -> Result<Value>
     eprintln!("xtask bench: timing transformers' BLT at BLT-1B's shapes ({python})");
     let output = Command::new(python)
         .arg("scripts/hf_decode_1b.py")
-        .args(["--ngram-rows", &rows.to_string(), "--new", &new_bytes.to_string()])
+        .args([
+            "--ngram-rows",
+            &rows.to_string(),
+            "--new",
+            &new_bytes.to_string(),
+        ])
         .args(["--threads", &threads.to_string()])
         .current_dir(workspace_root())
         .output()
@@ -24,7 +29,10 @@ pub fn run_peer_1b(python: &str, rows: usize, new_bytes: usize) -> Result<Value>
         bail!(
             "the BLT-1B peer failed ({}): {}",
             output.status,
-            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
     }
     String::from_utf8_lossy(&output.stdout)

@@ -100,7 +100,10 @@ mod tests {
         let auto = DecoderChoice::Auto;
         let host = DecodeMode::Host(WeightPrecision::Bf16);
         let gib = 1u64 << 30;
-        assert_eq!(auto.resolve(context("ndarray", 90 << 20, Some(20 * gib))), host);
+        assert_eq!(
+            auto.resolve(context("ndarray", 90 << 20, Some(20 * gib))),
+            host
+        );
         assert_eq!(auto.resolve(context("flex", 90 << 20, None)), host);
         // BLT-1B's copy without its n-gram tables: about 3 GB in bf16.
         assert_eq!(auto.resolve(context("flex", 3 << 30, Some(20 * gib))), host);

@@ -187,7 +187,11 @@ impl HostBlt {
             + self.pool_projection.bytes()
             + self.pool_attention.as_ref().map_or(0, cross)
             + self.global_input.as_ref().map_or(0, HostLinear::bytes)
-            + self.memories.iter().map(|m| m.gate.bytes() + m.memory.len() * 4).sum::<usize>()
+            + self
+                .memories
+                .iter()
+                .map(|m| m.gate.bytes() + m.memory.len() * 4)
+                .sum::<usize>()
             + self.slot_projection.bytes()
             + self.decoder_attention.iter().map(cross).sum::<usize>()
             + self.head.bytes()
@@ -200,9 +204,16 @@ impl HostBlt {
         let blocks = |b: &[HostBlock]| b.iter().map(HostBlock::bytes).sum::<usize>();
         let per_byte = blocks(&self.encoder)
             + blocks(&self.decoder)
-            + self.decoder_attention.iter().map(|c| c.bytes()).sum::<usize>()
+            + self
+                .decoder_attention
+                .iter()
+                .map(|c| c.bytes())
+                .sum::<usize>()
             + self.head.bytes();
-        (per_byte, self.copied_bytes() - per_byte - self.bytes.len() * 4)
+        (
+            per_byte,
+            self.copied_bytes() - per_byte - self.bytes.len() * 4,
+        )
     }
 
     /// Fresh caches of the encoder, the global model and the decoder; the local ones hold
@@ -437,7 +448,11 @@ impl HostEntropyModel {
         let d = self.head.d_in();
         let mut h: Vec<f32> = ids
             .iter()
-            .flat_map(|&id| self.embedding[id as usize * d..(id as usize + 1) * d].iter().copied())
+            .flat_map(|&id| {
+                self.embedding[id as usize * d..(id as usize + 1) * d]
+                    .iter()
+                    .copied()
+            })
             .collect();
         for (block, cache) in self.blocks.iter().zip(caches) {
             block.steps(&mut h, cache, segments);

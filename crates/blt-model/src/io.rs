@@ -117,8 +117,8 @@ impl<B: Backend> ModuleVisitor<B> for Initialize {
 }
 
 /// Gives every lazily initialised parameter of `module` its values in place, so that clones
-/// share them.
-pub(crate) fn initialize<B: Backend, M: Module<B>>(module: &M) {
+/// share them (and so that the first forward pass does not pay for drawing them).
+pub fn initialize<B: Backend, M: Module<B>>(module: &M) {
     module.visit(&mut Initialize);
 }
 

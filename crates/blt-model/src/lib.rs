@@ -75,7 +75,7 @@ pub use global::{GlobalTransformer, GlobalTransformerConfig, HierarchicalMemory}
 pub use input::{BltInput, PoolingLayout, PreparedRow, RowPreparer, bucket_size};
 pub use io::{
     EDITABLE_CONFIG_FIELDS, ENTROPY_WEIGHTS_FILE, FORMAT_VERSION, LoadedModel, MANIFEST_FILE,
-    WEIGHTS_FILE, entropy_model_identity, load_config, load_entropy_model, load_model,
+    WEIGHTS_FILE, entropy_model_identity, initialize, load_config, load_entropy_model, load_model,
     save_entropy_model, save_model,
 };
 pub use loss::{LossSums, masked_cross_entropy, target_log_probs};

@@ -42,16 +42,17 @@ pub fn blt_1b_config(ngram_rows: usize) -> Result<BltConfig> {
 }
 
 /// Read bandwidth of this machine's memory over a buffer far larger than its caches, all
-/// threads summing their share, bytes/s (the best of three passes).
+/// threads summing their share, bytes/s (the best of three passes). The sum is of integers,
+/// which the compiler vectorises with independent lanes, so the loop waits on memory alone.
 pub fn read_bandwidth() -> f64 {
-    let buffer = vec![1.0f32; 256 << 20];
+    let buffer = vec![1u32; 256 << 20];
     let mut best = 0.0f64;
     for _ in 0..3 {
         let started = Instant::now();
-        let sum: f32 = buffer
-            .par_chunks(1 << 16)
-            .map(|c| c.iter().fold(0.0f32, |s, &x| s + x))
-            .sum();
+        let sum = buffer
+            .par_chunks(1 << 18)
+            .map(|c| c.iter().fold(0u32, |s, &x| s.wrapping_add(x)))
+            .reduce(|| 0, u32::wrapping_add);
         let seconds = started.elapsed().as_secs_f64();
         std::hint::black_box(sum);
         best = best.max((buffer.len() * 4) as f64 / seconds);
@@ -71,11 +72,32 @@ impl BackendTask for Blt1bBench {
         B::seed(&device, 0);
         let model = Blt::<B>::new(&config, &device)?;
         let entropy = EntropyModelConfig::from_blt(&config).init::<B>(&device);
+        // Parameters are drawn lazily: draw them now, not inside the first measurement.
+        blt_model::initialize(&model);
+        blt_model::initialize(&entropy);
         let text = blt_data::BuiltinCorpus::Kjv.text()?;
         let prompt = |len: usize| &text[1000..1000 + len];
-        config.entropy_threshold = threshold_for_mean_patch(&entropy, &config, prompt(256), &device)?;
+        config.entropy_threshold =
+            threshold_for_mean_patch(&entropy, &config, prompt(256), &device)?;
+        // Greedy text from random weights is nothing like the prompt, and its entropies sit
+        // elsewhere: fit the threshold again on the prompt and what the model generates from
+        // it, twice, so that decoding patches at about BLT-1B's mean too.
+        for _ in 0..2 {
+            let generator = Generator::new(&model, Some(&entropy), &config, device.clone())?;
+            let out = generator.generate(
+                prompt(64),
+                &greedy(96),
+                DecodeMode::Host(WeightPrecision::Int8),
+                |_| true,
+            )?;
+            let text = [prompt(64), out.bytes.as_slice()].concat();
+            config.entropy_threshold = threshold_for_mean_patch(&entropy, &config, &text, &device)?;
+        }
         let init_seconds = started.elapsed().as_secs_f64();
-        let generator = Generator::new(&model, Some(&entropy), &config, device)?;
+        // A generator per measurement: it keeps the host copy it makes, so each figure's
+        // resident memory is the model's and one copy's.
+        let generator = || Generator::new(&model, Some(&entropy), &config, device.clone());
+        let baseline = resident_memory();
 
         let decoders: &[(&str, DecodeMode)] = &[
             ("cached", DecodeMode::Incremental),
@@ -90,8 +112,14 @@ impl BackendTask for Blt1bBench {
             } else {
                 self.new_bytes
             };
-            let rate = decode_rate(&generator, prompt(64), new_bytes, mode)?;
-            tracing::info!(label, bytes_per_s = rate["decode_bytes_per_s"].as_f64(), "decoded");
+            let generator = generator()?;
+            let mut rate = decode_rate(&generator, prompt(64), new_bytes, mode)?;
+            rate["resident_bytes"] = json!(resident_memory());
+            tracing::info!(
+                label,
+                bytes_per_s = rate["decode_bytes_per_s"].as_f64(),
+                "decoded"
+            );
             decode.insert(label.into(), rate);
         }
 
@@ -99,20 +127,28 @@ impl BackendTask for Blt1bBench {
         let lengths: &[usize] = if self.quick { &[64] } else { &[64, 1024] };
         for &len in lengths {
             for precision in [WeightPrecision::Bf16, WeightPrecision::Int8] {
-                prefill.push(prefill_rates(&generator, prompt(len), precision)?);
+                prefill.push(prefill_rates(&generator()?, prompt(len), precision)?);
             }
         }
 
         let bandwidth = read_bandwidth();
+        let generator = generator()?;
         let (model_host, entropy_host) = generator.host_models(WeightPrecision::Bf16)?;
-        let patch_len = decode["host_bf16"]["mean_patch_len"].as_f64().unwrap_or(4.5);
+        let patch_len = decode["host_bf16"]["mean_patch_len"]
+            .as_f64()
+            .unwrap_or(4.5);
         let mut bounds = serde_json::Map::new();
-        for precision in [WeightPrecision::F32, WeightPrecision::Bf16, WeightPrecision::Int8] {
+        for precision in [
+            WeightPrecision::F32,
+            WeightPrecision::Bf16,
+            WeightPrecision::Int8,
+        ] {
             let scale = precision.bytes_per_weight() / WeightPrecision::Bf16.bytes_per_weight();
             let (per_byte, per_patch) = model_host.bytes_per_step();
             let entropy_bytes = entropy_host.map_or(0, |e| e.copied_bytes());
             // Matrices scale with the precision; the small f32 parts barely move the sum.
-            let read = scale * (per_byte + entropy_bytes) as f64 + scale * per_patch as f64 / patch_len;
+            let read =
+                scale * (per_byte + entropy_bytes) as f64 + scale * per_patch as f64 / patch_len;
             bounds.insert(
                 format!("{precision:?}").to_lowercase(),
                 json!({
@@ -128,6 +164,8 @@ impl BackendTask for Blt1bBench {
             "parameters": burn::module::Module::num_params(&model)
                 + burn::module::Module::num_params(&entropy),
             "init_seconds": init_seconds,
+            "entropy_threshold": config.entropy_threshold,
+            "resident_bytes_model_only": baseline,
             "decode": decode,
             "prefill": prefill,
             "read_bandwidth_bytes_per_s": bandwidth,
@@ -138,6 +176,14 @@ impl BackendTask for Blt1bBench {
     }
 }
 
+/// Resident memory of this process now (VmRSS), bytes.
+fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The entropy threshold at which 1 in 4.5 of `text`'s positions opens a patch.
 fn threshold_for_mean_patch<B: Backend>(
     entropy: &blt_model::EntropyModel<B>,
@@ -146,13 +192,29 @@ fn threshold_for_mean_patch<B: Backend>(
     device: &B::Device,
 ) -> Result<f32> {
     let ids: Vec<u32> = std::iter::once(blt_patching::BOS_ID)
-        .chain(text.iter().map(|&b| u32::from(b) + blt_patching::BYTE_OFFSET))
+        .chain(
+            text.iter()
+                .map(|&b| u32::from(b) + blt_patching::BYTE_OFFSET),
+        )
         .collect();
     let mut h = entropy
         .entropies(&[&ids], config.entropy_resets(), device)?
         .remove(0);
     h.sort_by(f32::total_cmp);
     Ok(h[(h.len() as f64 * (1.0 - 1.0 / 4.5)) as usize])
+}
+
+/// Greedy generation of `max_bytes` bytes, EOS ignored.
+fn greedy(max_bytes: usize) -> GenerationConfig {
+    GenerationConfig {
+        max_bytes,
+        sampling: SamplingConfig {
+            ignore_eos: true,
+            ..SamplingConfig::greedy()
+        },
+        stop: None,
+        context_shift: true,
+    }
 }
 
 /// Greedy decode speed after `prompt`: first to last generated byte.
@@ -162,15 +224,7 @@ fn decode_rate<B: Backend>(
     new_bytes: usize,
     mode: DecodeMode,
 ) -> Result<Value> {
-    let generation = GenerationConfig {
-        max_bytes: new_bytes,
-        sampling: SamplingConfig {
-            ignore_eos: true,
-            ..SamplingConfig::greedy()
-        },
-        stop: None,
-        context_shift: true,
-    };
+    let generation = greedy(new_bytes);
     // The host copy is made on first use: not part of the decode.
     if let DecodeMode::Host(precision) = mode {
         generator.host_models(precision)?;
@@ -199,7 +253,11 @@ fn prefill_rates<B: Backend>(
 ) -> Result<Value> {
     generator.host_models(precision)?;
     let ids: Vec<u32> = std::iter::once(blt_patching::BOS_ID)
-        .chain(prompt.iter().map(|&b| u32::from(b) + blt_patching::BYTE_OFFSET))
+        .chain(
+            prompt
+                .iter()
+                .map(|&b| u32::from(b) + blt_patching::BYTE_OFFSET),
+        )
         .collect();
     let mode = DecodeMode::Host(precision);
     let started = Instant::now();

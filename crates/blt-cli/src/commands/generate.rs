@@ -108,13 +108,19 @@ impl GenerateTask {
     /// Streams one prompt's completion to stdout.
     fn stream<B: Backend>(&self, generator: &Generator<'_, B>, backend: &str) -> Result<()> {
         generator.check_prompt(&self.prompt)?;
-        let mode =
-            crate::decoder::mode_for(self.decoder, generator.model, generator.entropy_model, backend);
+        let mode = crate::decoder::mode_for(
+            self.decoder,
+            generator.model,
+            generator.entropy_model,
+            backend,
+        );
         tracing::debug!(?mode, "decoding");
         let mut sink = ByteSink::stdout();
         let started = Instant::now();
         let mut write_error = None;
+        let mut first_byte: Option<Instant> = None;
         let summary = generator.generate(&self.prompt, &self.generation, mode, |b| {
+            first_byte.get_or_insert_with(Instant::now);
             match sink.push(b.byte) {
                 Ok(()) => true,
                 Err(e) => {
@@ -130,12 +136,19 @@ impl GenerateTask {
         }
         let _ = sink.finish();
         let seconds = started.elapsed().as_secs_f64();
+        // Time to first byte covers the prompt's prefill (and a host copy made on first use);
+        // the rate counts the bytes after the first over the time after it.
+        let to_first = first_byte.map_or(seconds, |t| (t - started).as_secs_f64());
+        let decode_rate =
+            summary.bytes.len().saturating_sub(1) as f64 / (seconds - to_first).max(1e-9);
         eprintln!();
         eprintln!(
-            "generated {} bytes in {:.2}s ({:.1} bytes/s), mean patch length {:.2}, stop: {:?}{}",
+            "generated {} bytes in {:.2}s (first byte after {:.2}s, then {:.1} bytes/s), \
+             mean patch length {:.2}, stop: {:?}{}",
             summary.bytes.len(),
             seconds,
-            summary.bytes.len() as f64 / seconds.max(1e-9),
+            to_first,
+            decode_rate,
             summary.mean_patch_len(),
             summary.stop,
             match summary.context_shifts {

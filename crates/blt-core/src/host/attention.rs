@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use burn::tensor::backend::Backend;
+use rayon::prelude::*;
 
 use super::{HostCopier, HostKvCache, HostLinear, HostRope};
 use crate::{
@@ -95,6 +96,11 @@ pub(super) struct Heads {
     pub dim: usize,
 }
 
+/// Below this many key features read (slots × width), the heads of one query run on the
+/// calling thread; above it they are split over rayon's threads (a long cache: the per-byte
+/// attention of a long prompt, and every row of a prefill).
+const PARALLEL_FROM: usize = 1 << 15;
+
 /// `out_h = softmax(q_h·k_{s,h} / √dim over s in slots) · v_{s,h}` for every head `h`; keys and
 /// values are slot-major rows of `count · dim` features. No slots leaves `out` at zero.
 pub(super) fn attend(
@@ -105,18 +111,36 @@ pub(super) fn attend(
     slots: &[usize],
     out: &mut [f32],
 ) {
-    simd::dispatch(Attend {
-        heads,
-        q,
-        keys,
-        values,
-        slots,
-        out,
-    });
+    if slots.is_empty() {
+        return;
+    }
+    let head = |h: usize, out: &mut [f32]| {
+        simd::dispatch(AttendHead {
+            heads,
+            head: h,
+            q,
+            keys,
+            values,
+            slots,
+            out,
+        });
+    };
+    let width = heads.count * heads.dim;
+    if slots.len() * width >= PARALLEL_FROM && rayon::current_num_threads() > 1 {
+        out.par_chunks_mut(heads.dim)
+            .enumerate()
+            .for_each(|(h, out)| head(h, out));
+    } else {
+        for (h, out) in out.chunks_mut(heads.dim).enumerate() {
+            head(h, out);
+        }
+    }
 }
 
-struct Attend<'a> {
+/// One head of [`attend`]: `out` is that head's `dim` outputs.
+struct AttendHead<'a> {
     heads: Heads,
+    head: usize,
     q: &'a [f32],
     keys: &'a [f32],
     values: &'a [f32],
@@ -124,41 +148,36 @@ struct Attend<'a> {
     out: &'a mut [f32],
 }
 
-impl WithSimd for Attend<'_> {
+impl WithSimd for AttendHead<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, _simd: S) {
-        let Attend {
+        let AttendHead {
             heads,
+            head,
             q,
             keys,
             values,
             slots,
             out,
         } = self;
-        if slots.is_empty() {
-            return;
-        }
         let width = heads.count * heads.dim;
         let scale = (1.0 / (heads.dim as f64).sqrt()) as f32;
-        let mut scores = vec![0.0f32; slots.len()];
-        for h in 0..heads.count {
-            let cols = h * heads.dim..(h + 1) * heads.dim;
-            let qh = &q[cols.clone()];
-            for (score, &s) in scores.iter_mut().zip(slots) {
-                *score = simd::dot(qh, &keys[s * width + cols.start..s * width + cols.end]) * scale;
+        let cols = head * heads.dim..(head + 1) * heads.dim;
+        let qh = &q[cols.clone()];
+        let mut scores: Vec<f32> = slots
+            .iter()
+            .map(|&s| simd::dot(qh, &keys[s * width + cols.start..s * width + cols.end]) * scale)
+            .collect();
+        let max = simd::max(&scores);
+        let sum = simd::exp_shifted_sum(&mut scores, max);
+        for (&p, &s) in scores.iter().zip(slots) {
+            let v = &values[s * width + cols.start..s * width + cols.end];
+            for (o, &v) in out.iter_mut().zip(v) {
+                *o += p * v;
             }
-            let max = simd::max(&scores);
-            let sum = simd::exp_shifted_sum(&mut scores, max);
-            let oh = &mut out[cols.clone()];
-            for (&p, &s) in scores.iter().zip(slots) {
-                let v = &values[s * width + cols.start..s * width + cols.end];
-                for (o, &v) in oh.iter_mut().zip(v) {
-                    *o += p * v;
-                }
-            }
-            simd::scale(oh, 1.0 / sum);
         }
+        simd::scale(out, 1.0 / sum);
     }
 }

@@ -14,6 +14,8 @@
 
 #[cfg(feature = "ndarray")]
 mod ndarray;
+#[cfg(feature = "ndarray")]
+pub(crate) use ndarray::gemm_rows;
 
 use burn::{
     nn::Linear,

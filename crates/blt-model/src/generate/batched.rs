@@ -195,8 +195,8 @@ impl<'g, 'a, B: Backend> BatchedIncremental<'g, 'a, B> {
             .enumerate()
             .map(|(r, id)| {
                 id.map(|_| Step {
-                        logits: values[r * vocab..(r + 1) * vocab].to_vec(),
-                        entropy: entropies[r],
+                    logits: values[r * vocab..(r + 1) * vocab].to_vec(),
+                    entropy: entropies[r],
                     next_starts_patch: next_starts[r],
                 })
             })

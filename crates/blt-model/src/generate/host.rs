@@ -85,7 +85,10 @@ impl DecodeLayers for HostLayers<'_> {
         let ids: Vec<u32> = bytes.iter().map(|b| b.id).collect();
         let segments: Vec<u32> = bytes.iter().map(|b| b.entropy_segment).collect();
         let logits = model.steps(&ids, &segments, &mut self.entropy_caches);
-        logits.chunks_exact(blt_patching::VOCAB_SIZE).map(|l| Some(entropy(l))).collect()
+        logits
+            .chunks_exact(blt_patching::VOCAB_SIZE)
+            .map(|l| Some(entropy(l)))
+            .collect()
     }
 
     fn encode_all(&mut self, bytes: &[ByteInput]) -> Vec<Vec<f32>> {
@@ -94,7 +97,9 @@ impl DecodeLayers for HostLayers<'_> {
             .flat_map(|b| self.model.embed(b.id, &b.ngrams))
             .collect();
         self.model.encode_rows(&mut h, &mut self.caches);
-        h.chunks_exact(self.model.width()).map(<[f32]>::to_vec).collect()
+        h.chunks_exact(self.model.width())
+            .map(<[f32]>::to_vec)
+            .collect()
     }
 
     fn close_patches(&mut self, patches: Vec<Vec<Vec<f32>>>) -> Vec<Vec<HostContext>> {

@@ -80,7 +80,10 @@ pub(super) fn pool_patch<B: Backend>(
 
 impl<B: Backend> BurnLayers<'_, '_, B> {
     fn one_id(&self, id: u32) -> Tensor<B, 2, Int> {
-        Tensor::from_data(TensorData::new(vec![i64::from(id)], [1, 1]), &self.generator.device)
+        Tensor::from_data(
+            TensorData::new(vec![i64::from(id)], [1, 1]),
+            &self.generator.device,
+        )
     }
 }
 

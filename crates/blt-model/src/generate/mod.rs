@@ -22,11 +22,11 @@ use burn::tensor::backend::Backend;
 
 pub use batched::{BatchedIncremental, PAD_SEGMENT};
 pub use full::FullRecompute;
-pub use host::{HostDecoder, HostLayers};
+pub use host::HostDecoder;
 pub use incremental::{BurnLayers, Incremental};
-pub use streaming::{ByteInput, DecodeLayers, Streaming};
 pub use sampler::{Sampler, SamplingConfig, argmax};
 pub use score::{Scored, log_prob};
+pub use streaming::{ByteInput, DecodeLayers, Streaming};
 
 use crate::{
     blt::Blt,
@@ -148,11 +148,7 @@ pub trait StepDecoder {
     fn push(&mut self, id: u32) -> Result<Step>;
     /// Consumes a whole prompt (at least one id) and returns the step of its last id.
     fn prefill(&mut self, ids: &[u32]) -> Result<Step> {
-        let mut last = None;
-        for &id in ids {
-            last = Some(self.push(id)?);
-        }
-        last.ok_or_else(|| ModelError::InvalidInput("the prompt is empty".into()))
+        push_each(self, ids)
     }
     /// Patches so far (counting the one the next byte belongs to).
     fn patches(&self) -> usize;
@@ -161,6 +157,15 @@ pub trait StepDecoder {
     fn patch_starts(&self) -> &[bool];
     /// Global transformer steps so far.
     fn global_steps(&self) -> usize;
+}
+
+/// Pushes `ids` one at a time; returns the last step (byte-by-byte prefill).
+pub(crate) fn push_each<D: StepDecoder + ?Sized>(decoder: &mut D, ids: &[u32]) -> Result<Step> {
+    let mut last = None;
+    for &id in ids {
+        last = Some(decoder.push(id)?);
+    }
+    last.ok_or_else(|| ModelError::InvalidInput("the prompt is empty".into()))
 }
 
 /// What a [`StepDecoder`] returns for one position.

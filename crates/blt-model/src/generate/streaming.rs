@@ -98,6 +98,7 @@ impl<L: DecodeLayers> Streaming<L> {
 
     /// Prefills a fresh decoder in one pass (see the module docs).
     fn prefill_fresh(&mut self, ids: &[u32]) -> Result<Step> {
+        let started = std::time::Instant::now();
         let inputs = ids
             .iter()
             .map(|&id| self.state.begin(id))
@@ -122,6 +123,12 @@ impl<L: DecodeLayers> Streaming<L> {
         let slots = self.layers.close_patches(patches);
         let logits = self.layers.decode_all(bytes, &slots, &reads);
         self.last_slots = slots.into_iter().last();
+        tracing::debug!(
+            positions = ids.len(),
+            patches = self.state.global_steps(),
+            seconds = started.elapsed().as_secs_f64(),
+            "prefilled in one pass"
+        );
         Ok(Step {
             logits,
             entropy: entropies.last().copied().flatten(),
@@ -157,15 +164,8 @@ impl<L: DecodeLayers> StepDecoder for Streaming<L> {
 
     /// One pass over the whole prompt on a fresh decoder (byte by byte after earlier pushes).
     fn prefill(&mut self, ids: &[u32]) -> Result<Step> {
-        if ids.is_empty() {
-            return Err(ModelError::InvalidInput("the prompt is empty".into()));
-        }
-        if self.state.positions() > 0 {
-            let mut last = None;
-            for &id in ids {
-                last = Some(self.push(id)?);
-            }
-            return last.ok_or_else(|| ModelError::InvalidInput("the prompt is empty".into()));
+        if ids.is_empty() || self.state.positions() > 0 {
+            return super::push_each(self, ids);
         }
         self.prefill_fresh(ids)
     }

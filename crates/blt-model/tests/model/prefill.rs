@@ -81,6 +81,9 @@ fn one_pass_prefill_equals_byte_by_byte() {
         let (a, b) = (burn.prefill(&ids).unwrap(), host.prefill(&ids).unwrap());
         assert_eq!(burn.patch_starts(), host.patch_starts(), "{name}");
         let diff = max_diff(&a.logits, &b.logits);
-        assert!(diff < 1e-4, "{name}: Burn and host prefill differ by {diff}");
+        assert!(
+            diff < 1e-4,
+            "{name}: Burn and host prefill differ by {diff}"
+        );
     }
 }

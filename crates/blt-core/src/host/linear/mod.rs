@@ -158,7 +158,9 @@ impl HostLinear {
 
     fn rows_into(&self, x: &[f32], rows: usize, y: &mut [f32]) {
         match &self.bias {
-            Some(b) => y.chunks_exact_mut(self.d_out).for_each(|y| y.copy_from_slice(b)),
+            Some(b) => y
+                .chunks_exact_mut(self.d_out)
+                .for_each(|y| y.copy_from_slice(b)),
             None => y.fill(0.0),
         }
         if rows > 0 && self.d_in > 0 {

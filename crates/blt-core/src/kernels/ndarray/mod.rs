@@ -42,6 +42,18 @@ use ndarray::{ArcArray, Dimension, IxDyn};
 use crate::simd;
 
 pub(super) use attention::{AttentionOp, QkvAttentionOp};
+
+/// `y += x·w` for row-major `x` (`rows × d_in`), `w` (`d_in × d_out`) and `y` (`rows × d_out`)
+/// on `gemm`'s kernels over rayon's pool: the many-row products of the host decoder's prefill.
+///
+/// # Panics
+/// If the lengths do not match the shapes.
+pub(crate) fn gemm_rows(x: &[f32], w: &[f32], y: &mut [f32], [rows, d_in, d_out]: [usize; 3]) {
+    let a = ndarray::ArrayView2::from_shape((rows, d_in), x).expect("x is rows × d_in");
+    let b = ndarray::ArrayView2::from_shape((d_in, d_out), w).expect("w is d_in × d_out");
+    let mut c = ndarray::ArrayViewMut2::from_shape((rows, d_out), y).expect("y is rows × d_out");
+    matmul::gemm_into(1.0, &a, &b, 1.0, &mut c, matmul::Threads::Pool);
+}
 pub(super) use linear::LinearOp;
 pub(super) use rms_norm::RmsNormOp;
 pub(super) use rope::RopeOp;
