@@ -53,7 +53,7 @@ struct TensorRows<B: Backend> {
 
 impl<B: Backend> TableRows for TensorRows<B> {
     fn add_row(&self, row: usize, out: &mut [f32]) {
-        add_assign(out, &values(self.table.clone().slice([row..row + 1])));
+        add_assign(out, &values(self.table.clone().narrow(0, row, 1)));
     }
 }
 

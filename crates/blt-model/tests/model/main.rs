@@ -13,6 +13,7 @@ mod hf;
 mod host;
 mod incremental;
 mod io;
+mod last_position;
 mod overfit_generate;
 mod prefill;
 mod presets;
