@@ -27,7 +27,8 @@ pub(crate) struct SequenceState {
     global_steps: usize,
 }
 
-/// What [`SequenceState::begin`] hands the layers for one new byte.
+/// What the streaming state hands the layers for one new byte: its id, its entropy document
+/// and its hash n-gram ids.
 #[derive(Debug, Clone)]
 pub struct ByteInput {
     /// The byte's id.
