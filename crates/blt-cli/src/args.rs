@@ -261,11 +261,12 @@ pub struct GenerateArgs {
     /// `--decoder full`.
     #[arg(long, conflicts_with = "decoder")]
     pub no_cache: bool,
-    /// Decoding path: auto (host-bf16 on a CPU backend for models up to 4 GiB of weights,
-    /// cached otherwise), host (cached, on the CPU, weights copied out of Burn in f32), host-bf16
-    /// (the same with bf16 weight matrices: the fastest at batch 1), cached (through the
+    /// Decoding path: auto (host-bf16 on a CPU backend when its copy of the weights fits in the
+    /// memory available, cached otherwise), host (cached, on the CPU, weights copied out of Burn
+    /// in f32; the hash n-gram tables are read in place), host-bf16 (the same with bf16 weight
+    /// matrices), host-int8 (int8 weight matrices: the fastest at batch 1), cached (through the
     /// backend's own ops: GPU backends decode on the GPU), full (recompute the prefix for every
-    /// byte). Batches (--prompts-file) always decode cached.
+    /// byte). Prompts are prefilled in one pass on the host decoders. Batches (--prompts-file) always decode cached.
     #[arg(long, value_enum, default_value_t = DecoderChoice::Auto)]
     pub decoder: DecoderChoice,
     /// Interactive screen (needs a terminal): prompt box, output coloured by entropy with patch

@@ -74,53 +74,64 @@ fn host_logits_equal_full_forward_at_every_step() {
     }
 }
 
-/// With `bf16` weight matrices the logits move by the rounding of the weights (2⁻⁹ of each at
-/// most), never by a wiring error: within 3% of the logits' scale of the `f32` host decoder's,
-/// and entropies within 0.05 nats, under every scheme. Under entropy patching a moved entropy
-/// may cross the threshold, and the two decoders then patch differently from there on; the
-/// logits are compared while their patches agree, which for the schemes that do not read
-/// entropies is every step, and for the others at least half of them.
+/// With `bf16` or `int8` weight matrices the logits move by the rounding of the weights (2⁻⁹ of
+/// each at most in bf16, half a step of 1/127 of its group's largest in int8), never by a
+/// wiring error: within 3% (bf16) or 6% (int8) of the logits' scale of the `f32` host
+/// decoder's, and entropies within 0.05 or 0.1 nats, under every scheme. Under entropy
+/// patching a moved entropy may cross the threshold, and the two decoders then patch
+/// differently from there on; the logits are compared while their patches agree, which for the
+/// schemes that do not read entropies is every step, and for the others at least half of them.
 #[test]
-fn host_bf16_logits_stay_close_to_f32() {
+fn host_rounded_logits_stay_close_to_f32() {
     let prompt = text(5, 40);
-    for (name, config) in host_schemes(&prompt, 29) {
-        let m = TestModel::new(config.clone(), 29);
-        let generator = Generator::new(&m.model, m.entropy.as_ref(), &config, device()).unwrap();
-        let mut exact = HostDecoder::new(&generator, WeightPrecision::F32).unwrap();
-        let mut half = HostDecoder::new(&generator, WeightPrecision::Bf16).unwrap();
-        let (mut worst, mut compared) = (0.0f32, 0);
-        let ids: Vec<u32> = std::iter::once(1)
-            .chain(prompt.iter().map(|&b| u32::from(b) + 4))
-            .collect();
-        for &id in &ids {
-            let (a, b) = (exact.push(id).unwrap(), half.push(id).unwrap());
-            if let (Some(x), Some(y)) = (a.entropy, b.entropy) {
-                assert!((x - y).abs() < 0.05, "{name}: entropies {x} and {y}");
+    for (precision, logit_tolerance, entropy_tolerance) in [
+        (WeightPrecision::Bf16, 0.03, 0.05),
+        (WeightPrecision::Int8, 0.06, 0.1),
+    ] {
+        for (name, config) in host_schemes(&prompt, 29) {
+            let what = format!("{name}, {precision:?}");
+            let m = TestModel::new(config.clone(), 29);
+            let generator =
+                Generator::new(&m.model, m.entropy.as_ref(), &config, device()).unwrap();
+            let mut exact = HostDecoder::new(&generator, WeightPrecision::F32).unwrap();
+            let mut rounded = HostDecoder::new(&generator, precision).unwrap();
+            let (mut worst, mut compared) = (0.0f32, 0);
+            let ids: Vec<u32> = std::iter::once(1)
+                .chain(prompt.iter().map(|&b| u32::from(b) + 4))
+                .collect();
+            for &id in &ids {
+                let (a, b) = (exact.push(id).unwrap(), rounded.push(id).unwrap());
+                if let (Some(x), Some(y)) = (a.entropy, b.entropy) {
+                    assert!(
+                        (x - y).abs() < entropy_tolerance,
+                        "{what}: entropies {x} and {y}"
+                    );
+                }
+                if a.next_starts_patch != b.next_starts_patch {
+                    break;
+                }
+                let scale = a.logits.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                let diff = max_diff(&a.logits, &b.logits);
+                worst = worst.max(diff / scale);
+                assert!(
+                    diff <= logit_tolerance * scale,
+                    "{what}: logits off by {diff} (scale {scale})"
+                );
+                compared += 1;
             }
-            if a.next_starts_patch != b.next_starts_patch {
-                break;
-            }
-            let scale = a.logits.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-            let diff = max_diff(&a.logits, &b.logits);
-            worst = worst.max(diff / scale);
+            let reads_entropy = config.patching == blt_model::PatchingKind::Entropy;
+            let needed = if reads_entropy {
+                ids.len() / 2
+            } else {
+                ids.len()
+            };
             assert!(
-                diff <= 0.03 * scale,
-                "{name}: bf16 logits off by {diff} (scale {scale})"
+                compared >= needed,
+                "{what}: {compared} of {} steps",
+                ids.len()
             );
-            compared += 1;
+            assert!(worst > 0.0, "{what}: rounded weights changed nothing");
         }
-        let reads_entropy = config.patching == blt_model::PatchingKind::Entropy;
-        let needed = if reads_entropy {
-            ids.len() / 2
-        } else {
-            ids.len()
-        };
-        assert!(
-            compared >= needed,
-            "{name}: {compared} of {} steps",
-            ids.len()
-        );
-        assert!(worst > 0.0, "{name}: bf16 weights changed nothing");
     }
 }
 
